@@ -1,0 +1,23 @@
+"""hfqd: quantized distillation for Hugging Face models (Polino, Pascanu & Alistarh, ICLR 2018)."""
+
+from .quant import (
+    QuantConfig,
+    dequantize_,
+    freeze_,
+    is_quantized,
+    model_size,
+    quantize_,
+    quantized_parameters,
+)
+from .version import __version__
+
+__all__ = [
+    "QuantConfig",
+    "__version__",
+    "dequantize_",
+    "freeze_",
+    "is_quantized",
+    "model_size",
+    "quantize_",
+    "quantized_parameters",
+]

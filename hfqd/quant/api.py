@@ -1,0 +1,196 @@
+"""`quantize_` and friends: put quantizers on a model's weights, list them, take them off."""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from .config import QuantConfig
+from .quantizer import QuantState, UniformQuantizer
+
+FilterFn = Callable[[nn.Module, str], bool]
+
+
+@dataclass
+class QuantizedParameter:
+    """One quantized tensor: its first qualified name, every module using it, and its settings."""
+
+    name: str
+    module_names: list[str]
+    quantizer: UniformQuantizer
+    shadow: nn.Parameter
+
+    @property
+    def bits(self) -> int:
+        return self.quantizer.bits
+
+    @property
+    def numel(self) -> int:
+        return self.shadow.numel()
+
+    @property
+    def n_buckets(self) -> int:
+        size = self.quantizer.bucket_size
+        return 1 if size is None else -(-self.numel // size)
+
+
+def _quantizers(module: nn.Module) -> list[nn.Module]:
+    if not parametrize.is_parametrized(module, "weight"):
+        return []
+    return [p for p in module.parametrizations.weight if isinstance(p, UniformQuantizer)]
+
+
+def is_quantized(model: nn.Module) -> bool:
+    """Whether any weight of ``model`` carries an hfqd quantizer."""
+    return any(_quantizers(m) for m in model.modules())
+
+
+def _select(model: nn.Module, config: QuantConfig, filter_fn: FilterFn | None) -> list[tuple[str, nn.Module]]:
+    def matches(name: str, patterns: tuple[str, ...]) -> bool:
+        return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+    selected = []
+    for name, module in model.named_modules():
+        if type(module).__name__ not in config.module_types:
+            continue
+        if not isinstance(getattr(module, "weight", None), nn.Parameter) and not parametrize.is_parametrized(
+            module, "weight"
+        ):
+            continue
+        if config.include and not matches(name, config.include):
+            continue
+        if matches(name, config.exclude):
+            continue
+        if filter_fn is not None and not filter_fn(module, name):
+            continue
+        selected.append((name, module))
+    if config.keep_first_last and selected:
+        first, last = selected[0][1].weight, selected[-1][1].weight
+        selected = [(n, m) for n, m in selected if m.weight is not first and m.weight is not last]
+    return selected
+
+
+def quantize_(model: nn.Module, config: QuantConfig, filter_fn: FilterFn | None = None) -> nn.Module:
+    """Quantize the selected weights of ``model`` in place; returns ``model``.
+
+    Each selected ``module.weight`` becomes ``Q(module.parametrizations.weight.original)`` in every forward pass;
+    ``original`` is the full-precision shadow that the optimizer updates through the straight-through gradient.
+
+    Args:
+        model: any `nn.Module`.
+        config: a :class:`QuantConfig`.
+        filter_fn: optional `(module, name) -> bool` to narrow the selection further.
+
+    Raises:
+        ValueError: if ``model`` is already quantized, or nothing matches the selection.
+
+    Example usage::
+
+        quantize_(model, QuantConfig(bits=4, bucket_size=256))
+        model(inputs).loss.backward()   # gradients land on the full-precision shadows
+    """
+    if not isinstance(config, QuantConfig):
+        raise TypeError(f"`config` must be a QuantConfig, got {type(config).__name__}.")
+    if is_quantized(model):
+        raise ValueError(
+            "This model is already quantized by hfqd. Call `hfqd.dequantize_(model)` first to re-quantize it "
+            "with other settings."
+        )
+    selected = _select(model, config, filter_fn)
+    if not selected:
+        raise ValueError(
+            f"No module matched the selection (module_types={list(config.module_types)}, include="
+            f"{list(config.include)}, exclude={list(config.exclude)}); nothing was quantized."
+        )
+    state = QuantState()
+    by_param: dict[int, UniformQuantizer] = {}
+    for name, module in selected:
+        weight = module.weight
+        quantizer = by_param.get(id(weight))
+        if quantizer is None:
+            param_name = f"{name}.weight" if name else "weight"
+            quantizer = by_param[id(weight)] = UniformQuantizer(config, param_name, state)
+        # unsafe=True: the quantizer keeps shape and dtype, and must not call right_inverse on registration.
+        parametrize.register_parametrization(module, "weight", quantizer, unsafe=True)
+    hooked = [model] + [m for _, m in selected]
+    for module in dict.fromkeys(hooked):
+        state.hooks.append(module.register_forward_pre_hook(state.enter))
+        state.hooks.append(module.register_forward_hook(state.leave, always_call=True))
+    model._hfqd_quant_config = config
+    return model
+
+
+def quantized_parameters(model: nn.Module) -> list[QuantizedParameter]:
+    """Every distinct quantized tensor of ``model`` (tied weights listed once), in module order."""
+    found: dict[int, QuantizedParameter] = {}
+    for name, module in model.named_modules():
+        for quantizer in _quantizers(module):
+            entry = found.get(id(quantizer))
+            if entry is None:
+                shadow = module.parametrizations.weight.original
+                found[id(quantizer)] = QuantizedParameter(quantizer.param_name, [name], quantizer, shadow)
+            else:
+                entry.module_names.append(name)
+    return list(found.values())
+
+
+def quant_state(model: nn.Module) -> QuantState | None:
+    """The model's shared :class:`QuantState`, or `None` if it is not quantized."""
+    for module in model.modules():
+        for quantizer in _quantizers(module):
+            return quantizer.state
+    return None
+
+
+def set_quant_step(model: nn.Module, step: int) -> None:
+    """Tell the quantizers the training step (seeds stochastic rounding identically on every process)."""
+    state = quant_state(model)
+    if state is not None:
+        state.step = int(step)
+
+
+def iter_shadow_names(model: nn.Module) -> Iterator[tuple[str, str]]:
+    """Pairs ``(state-dict key of a shadow, plain weight name)`` for every parametrized weight, tied ones included."""
+    for name, module in model.named_modules():
+        if _quantizers(module):
+            prefix = f"{name}." if name else ""
+            yield f"{prefix}parametrizations.weight.original", f"{prefix}weight"
+
+
+@torch.no_grad()
+def dequantize_(model: nn.Module) -> nn.Module:
+    """Replace every quantized weight by its quantized value as a plain parameter and remove the quantizers.
+
+    Tied weights stay tied. Afterwards the model has no hfqd state and runs at plain PyTorch speed; its weights
+    hold at most ``2**bits`` distinct values per bucket.
+    """
+    entries = quantized_parameters(model)
+    if not entries:
+        raise ValueError("This model is not quantized by hfqd; there is nothing to dequantize.")
+    values = [(e.shadow, e.quantizer.quantize(e.shadow)) for e in entries]
+    state = entries[0].quantizer.state
+    for module in model.modules():
+        if _quantizers(module):
+            parametrize.remove_parametrizations(module, "weight", leave_parametrized=False)
+    for shadow, value in values:
+        shadow.copy_(value)
+    for handle in state.hooks:
+        handle.remove()
+    state.hooks.clear()
+    if hasattr(model, "_hfqd_quant_config"):
+        del model._hfqd_quant_config
+    return model
+
+
+freeze_ = dequantize_
+"""Alias of :func:`dequantize_` (torchao's "convert" step): materialize the quantized weights."""
+
+
+def get_quant_config(model: nn.Module) -> QuantConfig | None:
+    """The :class:`QuantConfig` that `quantize_` applied to ``model``, if any."""
+    return getattr(model, "_hfqd_quant_config", None)

@@ -1,0 +1,82 @@
+"""`QuantConfig`: what to quantize and how."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from .functions import ROUNDING_MODES
+
+DEFAULT_MODULE_TYPES = ("Linear", "Conv1d", "Conv2d", "Conv3d", "Embedding")
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    """Uniform, bucketed, min-max scaled weight quantization (Polino et al., 2018).
+
+    Args:
+        bits: bits per weight, 1 to 8 (`2**bits` levels per bucket, both ends of the bucket's range included).
+        bucket_size: consecutive values sharing one (min, scale) pair; `None` scales each tensor as one bucket.
+            The paper uses 256 in every experiment.
+        rounding: `"nearest"` or `"stochastic"` (unbiased). Stochastic draws come from a generator seeded by
+            (`seed`, training step, parameter name), so every process of a distributed run draws the same values.
+        seed: seed of the stochastic-rounding streams.
+        module_types: class names of the modules whose `weight` is quantized. Biases and norm layers always stay
+            in full precision.
+        include: glob patterns on module names (e.g. `"model.encoder.*"`); when given, only matching modules are
+            quantized.
+        exclude: glob patterns on module names that stay in full precision (applied after `include`).
+        keep_first_last: keep the first and the last selected module in full precision, as the paper's
+            `quantize_first_and_last_layer=False` runs do. With tied input/output embeddings both are one tensor.
+    """
+
+    bits: int = 4
+    bucket_size: int | None = 256
+    rounding: str = "nearest"
+    seed: int = 0
+    module_types: tuple[str, ...] = DEFAULT_MODULE_TYPES
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    keep_first_last: bool = False
+    version: int = field(default=1, repr=False)
+
+    def __post_init__(self) -> None:
+        for name in ("module_types", "include", "exclude"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                value = (value,)
+            value = tuple(value)
+            if not all(isinstance(v, str) and v for v in value):
+                raise ValueError(f"`{name}` must be a sequence of non-empty strings, got {value!r}.")
+            object.__setattr__(self, name, value)
+        if isinstance(self.bits, bool) or not isinstance(self.bits, int) or not 1 <= self.bits <= 8:
+            raise ValueError(
+                f"`bits` must be an integer from 1 to 8, got {self.bits!r}. "
+                "For a full-precision model, do not quantize it (e.g. `bits=None` in DistillationArguments)."
+            )
+        if self.bucket_size is not None and (
+            isinstance(self.bucket_size, bool) or not isinstance(self.bucket_size, int) or self.bucket_size < 2
+        ):
+            raise ValueError(
+                f"`bucket_size` must be an integer >= 2 or None (one bucket per tensor), got {self.bucket_size!r}. "
+                "The paper uses 256."
+            )
+        if self.rounding not in ROUNDING_MODES:
+            raise ValueError(f"`rounding` must be one of {ROUNDING_MODES}, got {self.rounding!r}.")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"`seed` must be a non-negative integer, got {self.seed!r}.")
+        if not self.module_types:
+            raise ValueError("`module_types` is empty: nothing would be quantized.")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (tuples become lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "QuantConfig":
+        """Inverse of :meth:`to_dict`; unknown keys are an error so that typos do not pass silently."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"Unknown QuantConfig keys {unknown}; known keys are {sorted(known)}.")
+        return cls(**data)

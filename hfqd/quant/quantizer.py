@@ -1,0 +1,114 @@
+"""Quantizer modules registered as parametrizations of weights.
+
+A quantizer turns the full-precision shadow weight into its quantized value in every forward pass. One
+quantizer instance serves each distinct parameter, so tied weights (shared input embeddings and LM head) are
+quantized once per forward pass and stay one tensor.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .config import QuantConfig
+from .functions import QuantizedCodes, dequantize_codes, uniform_codes
+from .ste import straight_through
+
+
+@dataclass
+class QuantState:
+    """State shared by all quantizers of one model.
+
+    Attributes:
+        step: training step, set by the trainer; it seeds stochastic rounding together with the seed and the
+            parameter name, so that all processes of a distributed run draw identical values.
+        forward_id: increases at the start of every outermost forward call, so a quantized value computed with
+            autograd history is reused only inside the forward pass that built it.
+        depth: nesting depth of hooked forward calls (internal).
+        hooks: handles of the forward hooks, removed by `dequantize_`.
+    """
+
+    step: int = 0
+    forward_id: int = 0
+    depth: int = 0
+    hooks: list = field(default_factory=list)
+
+    def enter(self, *_args) -> None:
+        if self.depth == 0:
+            self.forward_id += 1
+        self.depth += 1
+
+    def leave(self, *_args) -> None:
+        self.depth = max(0, self.depth - 1)
+
+
+class UniformQuantizer(nn.Module):
+    """Parametrization ``w -> Q(w)`` with uniform levels and a straight-through gradient.
+
+    Args:
+        config: the quantization settings (bits, bucket size, rounding, seed).
+        name: the parameter's qualified name; seeds its stochastic-rounding stream.
+        state: the model's shared :class:`QuantState`.
+    """
+
+    def __init__(self, config: QuantConfig, name: str, state: QuantState):
+        super().__init__()
+        self.bits = config.bits
+        self.bucket_size = config.bucket_size
+        self.rounding = config.rounding
+        self.seed = config.seed
+        self.param_name = name
+        self.state = state
+        self.enabled = True
+        self._cache_key: tuple | None = None
+        self._cache_value: torch.Tensor | None = None
+
+    @property
+    def levels(self) -> int:
+        return 2**self.bits
+
+    def generator(self, device: torch.device) -> torch.Generator | None:
+        """Random stream for stochastic rounding, a pure function of (seed, step, parameter name)."""
+        if self.rounding != "stochastic":
+            return None
+        key = f"{self.seed}:{self.state.step}:{self.param_name}".encode()
+        gen = torch.Generator(device=device)
+        gen.manual_seed(zlib.crc32(key))
+        return gen
+
+    def codes(self, weight: torch.Tensor) -> QuantizedCodes:
+        """Integer codes of ``weight`` under the current settings (no autograd)."""
+        return uniform_codes(weight.detach(), self.bits, self.bucket_size, self.rounding, self.generator(weight.device))
+
+    def quantize(self, weight: torch.Tensor) -> torch.Tensor:
+        """The quantized value of ``weight``, without autograd history."""
+        return dequantize_codes(self.codes(weight), weight.dtype)
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        if not self.enabled:
+            return weight
+        grad = torch.is_grad_enabled() and weight.requires_grad
+        # Without autograd history the value depends only on the weight's content and the step; with it, it
+        # must be rebuilt in every forward pass because backward frees the graph.
+        key = (weight.data_ptr(), weight._version, weight.dtype, self.state.step, self.state.forward_id if grad else -1)
+        if self._cache_key == key and self._cache_value is not None:
+            return self._cache_value
+        value = straight_through(weight, self.quantize) if grad else self.quantize(weight)
+        self._cache_key, self._cache_value = key, value
+        return value
+
+    def clear_cache(self) -> None:
+        self._cache_key, self._cache_value = None, None
+
+    def extra_repr(self) -> str:
+        return f"bits={self.bits}, bucket_size={self.bucket_size}, rounding={self.rounding!r}, name={self.param_name!r}"
+
+    def __getstate__(self):
+        # Cached tensors carry autograd graphs that cannot be deep-copied; they are rebuilt on demand.
+        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__.copy()
+        state = dict(state)
+        state["_cache_key"], state["_cache_value"] = None, None
+        return state

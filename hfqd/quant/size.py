@@ -1,0 +1,68 @@
+"""Model size accounting: what a quantized model costs in bits, by the paper's formula."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from torch import nn
+
+from .api import quantized_parameters
+
+FP_BITS = 32
+BUCKET_BITS = 2 * FP_BITS  # one minimum and one scale per bucket
+
+
+@dataclass
+class SizeReport:
+    """Theoretical size of a model: quantized codes + per-bucket (min, scale) + full-precision parameters.
+
+    Attributes:
+        quantized_params: values stored as codes.
+        fp_params: values stored in fp32 (biases, norms, excluded layers).
+        buckets: number of (min, scale) pairs.
+        bits: total size in bits.
+        fp32_bits: size of the same model with every parameter in fp32.
+    """
+
+    quantized_params: int
+    fp_params: int
+    buckets: int
+    bits: int
+    fp32_bits: int
+
+    @property
+    def megabytes(self) -> float:
+        return self.bits / 8 / 1e6
+
+    @property
+    def compression_ratio(self) -> float:
+        """fp32 size over quantized size."""
+        return self.fp32_bits / self.bits
+
+    @property
+    def bits_per_param(self) -> float:
+        return self.bits / (self.quantized_params + self.fp_params)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "megabytes": self.megabytes, "compression_ratio": self.compression_ratio}
+
+
+def model_size(model: nn.Module) -> SizeReport:
+    """Size of ``model`` as stored by hfqd: each distinct parameter counted once (tied weights once)."""
+    quantized = {id(e.shadow): e for e in quantized_parameters(model)}
+    q_params = fp_params = buckets = bits = 0
+    seen: set[int] = set()
+    for param in model.parameters():  # deduplicates tied parameters
+        if id(param) in seen:
+            continue
+        seen.add(id(param))
+        entry = quantized.get(id(param))
+        if entry is None:
+            fp_params += param.numel()
+            bits += FP_BITS * param.numel()
+        else:
+            q_params += entry.numel
+            buckets += entry.n_buckets
+            bits += entry.bits * entry.numel + BUCKET_BITS * entry.n_buckets
+    total = q_params + fp_params
+    return SizeReport(q_params, fp_params, buckets, bits, FP_BITS * total)
