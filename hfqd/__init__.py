@@ -9,9 +9,21 @@ from .quant import (
     quantize_,
     quantized_parameters,
 )
+from .distill import (
+    DistillationArguments,
+    QuantizedDistillationTrainer,
+    distillation_loss,
+    make_student_from_config,
+    make_student_from_teacher,
+)
 from .version import __version__
 
 __all__ = [
+    "DistillationArguments",
+    "QuantizedDistillationTrainer",
+    "distillation_loss",
+    "make_student_from_config",
+    "make_student_from_teacher",
     "QuantConfig",
     "__version__",
     "dequantize_",

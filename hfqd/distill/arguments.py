@@ -1,0 +1,97 @@
+"""`DistillationArguments`: Seq2SeqTrainingArguments plus the distillation and quantization options."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from transformers import Seq2SeqTrainingArguments
+
+from ..quant import QuantConfig
+
+DISTILLATION_MODES = ("token", "sequence", "none")
+TEACHER_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+FULL_PRECISION_BITS = 32
+
+
+@dataclass
+class DistillationArguments(Seq2SeqTrainingArguments):
+    """Training arguments of :class:`~hfqd.QuantizedDistillationTrainer`.
+
+    Args:
+        temperature: softmax temperature T of the teacher term. The paper uses 1 for translation, 2 for images.
+        alpha: weight of the teacher term; `1 - alpha` weighs the cross-entropy on the labels. 0 trains without a
+            teacher (quantization-aware training when `bits` is set).
+        distillation_mode: `"token"` (match the teacher's distribution at each target token), `"sequence"` (train
+            on the teacher's own beam-search translations, generated once and cached) or `"none"` (labels only).
+        bits: bits per quantized weight, 1 to 8; `None` (or 32 on the command line) trains in full precision.
+        bucket_size: values per (min, scale) bucket; 0 on the command line means one bucket per tensor.
+        rounding: `"nearest"` or `"stochastic"`.
+        quant_include / quant_exclude: glob patterns on module names to quantize / keep in full precision.
+        keep_first_last: keep the first and last quantizable layers in full precision.
+        teacher_dtype: dtype the teacher runs in.
+        sequence_num_beams / sequence_max_length / sequence_batch_size: teacher decoding for `"sequence"` mode.
+        sequence_cache_dir: where teacher translations are cached (default: `<HF_HOME>/hfqd/sequence_kd`).
+    """
+
+    temperature: float = field(default=1.0, metadata={"help": "Softmax temperature T of the teacher term."})
+    alpha: float = field(default=0.7, metadata={"help": "Weight of the teacher term; 1-alpha weighs the label loss."})
+    distillation_mode: str = field(
+        default="token", metadata={"help": "token | sequence | none.", "choices": list(DISTILLATION_MODES)}
+    )
+    bits: int | None = field(
+        default=4, metadata={"help": "Bits per quantized weight (1-8); 32 or None trains in full precision."}
+    )
+    bucket_size: int | None = field(
+        default=256, metadata={"help": "Values per quantization bucket; 0 or None = one bucket per tensor."}
+    )
+    rounding: str = field(default="nearest", metadata={"help": "nearest | stochastic."})
+    quant_include: list[str] = field(default_factory=list, metadata={"help": "Glob patterns of modules to quantize."})
+    quant_exclude: list[str] = field(
+        default_factory=list, metadata={"help": "Glob patterns of modules kept in full precision."}
+    )
+    keep_first_last: bool = field(
+        default=False, metadata={"help": "Keep the first and last quantizable layers in full precision."}
+    )
+    teacher_dtype: str = field(
+        default="float32", metadata={"help": "Teacher dtype.", "choices": list(TEACHER_DTYPES)}
+    )
+    sequence_num_beams: int = field(default=4, metadata={"help": "Beams for sequence-level teacher targets."})
+    sequence_max_length: int = field(default=128, metadata={"help": "Max new tokens of teacher targets."})
+    sequence_batch_size: int = field(default=64, metadata={"help": "Batch size of teacher decoding."})
+    sequence_cache_dir: str | None = field(default=None, metadata={"help": "Cache folder of teacher targets."})
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"`alpha` must be in [0, 1], got {self.alpha}.")
+        if self.temperature <= 0:
+            raise ValueError(f"`temperature` must be > 0, got {self.temperature}.")
+        if self.distillation_mode not in DISTILLATION_MODES:
+            raise ValueError(f"`distillation_mode` must be one of {DISTILLATION_MODES}, got {self.distillation_mode!r}.")
+        if self.teacher_dtype not in TEACHER_DTYPES:
+            raise ValueError(f"`teacher_dtype` must be one of {list(TEACHER_DTYPES)}, got {self.teacher_dtype!r}.")
+        if self.bits == FULL_PRECISION_BITS:
+            self.bits = None
+        if self.bucket_size == 0:
+            self.bucket_size = None
+        self.quant_config()  # validates bits, bucket size and rounding now, not after the data is prepared
+
+    @property
+    def uses_teacher(self) -> bool:
+        """Whether the loss needs teacher logits at every step."""
+        return self.distillation_mode == "token" and self.alpha > 0
+
+    def quant_config(self) -> QuantConfig | None:
+        """The :class:`QuantConfig` these arguments describe, or `None` for full precision."""
+        if self.bits is None:
+            return None
+        return QuantConfig(
+            bits=self.bits,
+            bucket_size=self.bucket_size,
+            rounding=self.rounding,
+            seed=self.seed,
+            include=tuple(self.quant_include),
+            exclude=tuple(self.quant_exclude),
+            keep_first_last=self.keep_first_last,
+        )

@@ -1,0 +1,98 @@
+"""Training checkpoints of quantized models.
+
+`save_pretrained` cannot save a parametrized model with tied weights (it rejects the shared
+`parametrizations.weight.original` tensors). A training checkpoint therefore stores the full-precision shadow
+weights under the plain parameter names (so the folder is also an ordinary full-precision checkpoint) and the
+quantization settings beside them in `hfqd_quant_config.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import safetensors.torch
+import torch
+from torch import nn
+
+from ..quant import QuantConfig, get_quant_config, iter_shadow_names
+
+QUANT_CONFIG_NAME = "hfqd_quant_config.json"
+QUANTIZER_STATE_NAME = "hfqd_quantizers.safetensors"
+
+
+def shadow_state_dict(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Split ``model.state_dict()`` into plain-named weights (shadows renamed) and quantizer state.
+
+    Quantizer state is what lives inside the parametrization modules (e.g. learned points); uniform quantizers
+    have none.
+    """
+    renames = dict(iter_shadow_names(model))
+    weights, quantizer_state = {}, {}
+    for key, value in model.state_dict().items():
+        if key in renames:
+            weights[renames[key]] = value
+        elif ".parametrizations." in key or key.startswith("parametrizations."):
+            quantizer_state[key] = value
+        else:
+            weights[key] = value
+    return weights, quantizer_state
+
+
+def save_quantization_state(model: nn.Module, output_dir: str) -> None:
+    """Write the quantization config and quantizer state next to a checkpoint's weights."""
+    config = get_quant_config(model)
+    if config is None:
+        return
+    _, quantizer_state = shadow_state_dict(model)
+    tmp = os.path.join(output_dir, QUANT_CONFIG_NAME + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(config.to_dict(), f, indent=2)
+    os.replace(tmp, os.path.join(output_dir, QUANT_CONFIG_NAME))
+    if quantizer_state:
+        tmp = os.path.join(output_dir, QUANTIZER_STATE_NAME + ".tmp")
+        safetensors.torch.save_file({k: v.contiguous() for k, v in quantizer_state.items()}, tmp)
+        os.replace(tmp, os.path.join(output_dir, QUANTIZER_STATE_NAME))
+
+
+def read_quant_config(checkpoint_dir: str) -> QuantConfig | None:
+    """The :class:`QuantConfig` saved in a training checkpoint, if any."""
+    path = os.path.join(checkpoint_dir, QUANT_CONFIG_NAME)
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return QuantConfig.from_dict(json.load(f))
+
+
+def load_shadow_checkpoint(model: nn.Module, checkpoint_dir: str) -> None:
+    """Load a checkpoint written by :func:`shadow_state_dict` into a quantized ``model``.
+
+    Raises:
+        FileNotFoundError: no `model.safetensors` in ``checkpoint_dir``.
+        ValueError: a tensor of the model is missing from the checkpoint.
+    """
+    weights_file = os.path.join(checkpoint_dir, "model.safetensors")
+    if not os.path.isfile(weights_file):
+        raise FileNotFoundError(f"No model.safetensors in {checkpoint_dir}; is it a checkpoint folder?")
+    saved = safetensors.torch.load_file(weights_file)
+    quantizer_file = os.path.join(checkpoint_dir, QUANTIZER_STATE_NAME)
+    if os.path.isfile(quantizer_file):
+        saved.update(safetensors.torch.load_file(quantizer_file))
+    renames = dict(iter_shadow_names(model))
+    state = model.state_dict(keep_vars=True)
+    target: dict[str, torch.Tensor] = {}
+    loaded_ids: set[int] = set()
+    for key in state:
+        source = renames.get(key, key)
+        if source in saved:
+            target[key] = saved[source]
+            loaded_ids.add(id(state[key]))
+    # Tied tensors are saved once, under one of their names: any loaded alias covers the others.
+    missing = [key for key in state if key not in target and id(state[key]) not in loaded_ids]
+    # Tensors the model rebuilds itself (e.g. Marian's sinusoidal positions) are never saved.
+    rebuilt = getattr(model, "_keys_to_ignore_on_load_missing", None) or []
+    missing = [key for key in missing if not any(re.search(pattern, key) for pattern in rebuilt)]
+    if missing:
+        raise ValueError(f"Checkpoint {checkpoint_dir} lacks {len(missing)} tensors of the model, e.g. {missing[:3]}.")
+    model.load_state_dict(target, strict=False)

@@ -1,0 +1,110 @@
+"""Sequence-level distillation targets (Kim & Rush, 2016): the teacher's own beam-search translations."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+
+import torch
+from datasets import Dataset, load_from_disk
+from huggingface_hub.constants import HF_HOME
+from torch import nn
+from tqdm.auto import tqdm
+
+logger = logging.getLogger(__name__)
+
+
+def teacher_fingerprint(teacher: nn.Module) -> str:
+    """Hash of the teacher's config and weights: a different teacher never reuses another's translations."""
+    h = hashlib.sha256()
+    config = getattr(teacher, "config", None)
+    if config is not None:
+        h.update(config.to_json_string(use_diff=False).encode())
+    for name, tensor in sorted(teacher.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _strip(ids: list[int], pad_id: int, eos_id: int | None, start_id: int | None) -> list[int]:
+    if ids and start_id is not None and ids[0] == start_id:
+        ids = ids[1:]
+    out = []
+    for token in ids:
+        if token == pad_id:
+            continue
+        out.append(token)
+        if token == eos_id:
+            break
+    return out
+
+
+@torch.no_grad()
+def generate_targets(teacher: nn.Module, input_ids: list[list[int]], num_beams: int, max_new_tokens: int,
+                     batch_size: int) -> list[list[int]]:
+    """Beam-search the teacher over tokenized sources; returns label ids (no start token, ending in eos)."""
+    config = teacher.config
+    pad_id = config.pad_token_id
+    device = next(teacher.parameters()).device
+    order = sorted(range(len(input_ids)), key=lambda i: len(input_ids[i]))  # length-sorted batches pad less
+    results: list[list[int] | None] = [None] * len(input_ids)
+    teacher.eval()
+    for start in tqdm(range(0, len(order), batch_size), desc="teacher translations", unit="batch"):
+        idx = order[start : start + batch_size]
+        width = max(len(input_ids[i]) for i in idx)
+        batch = torch.full((len(idx), width), pad_id, dtype=torch.long)
+        for row, i in enumerate(idx):
+            batch[row, : len(input_ids[i])] = torch.tensor(input_ids[i])
+        mask = (batch != pad_id).long()
+        out = teacher.generate(
+            input_ids=batch.to(device), attention_mask=mask.to(device), num_beams=num_beams,
+            max_new_tokens=max_new_tokens, do_sample=False,
+        )
+        for row, i in enumerate(idx):
+            results[i] = _strip(out[row].tolist(), pad_id, config.eos_token_id, config.decoder_start_token_id)
+    return results  # type: ignore[return-value]
+
+
+def with_teacher_targets(teacher: nn.Module, dataset: Dataset, args) -> Dataset:
+    """``dataset`` with its `labels` replaced by the teacher's translations, cached on disk.
+
+    The cache key covers the teacher (config and weights), the tokenized sources and the decoding settings, so a
+    changed teacher or corpus never reuses stale targets.
+    """
+    if "input_ids" not in dataset.column_names:
+        raise ValueError("Sequence-level distillation needs a tokenized train dataset with an `input_ids` column.")
+    sources = [list(ids) for ids in dataset["input_ids"]]
+    key = hashlib.sha256(
+        json.dumps(
+            {
+                "teacher": teacher_fingerprint(teacher),
+                "sources": hashlib.sha256(json.dumps(sources).encode()).hexdigest(),
+                "beams": args.sequence_num_beams,
+                "max_new_tokens": args.sequence_max_length,
+            }
+        ).encode()
+    ).hexdigest()[:24]
+    cache_root = args.sequence_cache_dir or os.path.join(HF_HOME, "hfqd", "sequence_kd")
+    path = os.path.join(cache_root, key)
+    if os.path.isdir(path):
+        logger.info(f"Reusing teacher translations from {path}.")
+        labels = [list(ids) for ids in load_from_disk(path)["labels"]]
+    else:
+        labels = generate_targets(
+            teacher, sources, args.sequence_num_beams, args.sequence_max_length, args.sequence_batch_size
+        )
+        os.makedirs(cache_root, exist_ok=True)
+        tmp = tempfile.mkdtemp(dir=cache_root, prefix=".tmp-")
+        try:
+            Dataset.from_dict({"labels": labels}).save_to_disk(tmp)
+            os.replace(tmp, path)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not os.path.isdir(path):  # another process may have won the race
+                raise
+        logger.info(f"Saved teacher translations to {path}.")
+    return dataset.remove_columns("labels").add_column("labels", labels)

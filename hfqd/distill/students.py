@@ -1,0 +1,105 @@
+"""Student builders for encoder-decoder translation models, and the vocabulary check."""
+
+from __future__ import annotations
+
+import copy
+import re
+
+import torch
+from torch import nn
+from transformers import AutoModelForSeq2SeqLM, PreTrainedModel
+
+_LAYER_KEY = re.compile(r"^(?P<prefix>.*\b(?P<stack>encoder|decoder)\.layers\.)(?P<index>\d+)(?P<rest>\..*)$")
+
+
+def pick_layers(n_teacher: int, n_student: int) -> list[int]:
+    """Evenly spaced teacher layers, always keeping the first and (for 2+ layers) the last.
+
+    The same idea as the `make_student` helper of the seq2seq-distillation examples: copied layers spread over the
+    teacher's depth keep more of what it computes than a contiguous block.
+    """
+    if not 1 <= n_student <= n_teacher:
+        raise ValueError(f"A student can copy 1 to {n_teacher} layers of this teacher, got {n_student}.")
+    if n_student == 1:
+        return [0]
+    return [round(i * (n_teacher - 1) / (n_student - 1)) for i in range(n_student)]
+
+
+def _output_vocab(model: nn.Module) -> int:
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if head is not None:
+        return head.weight.shape[0]
+    return int(model.config.vocab_size)
+
+
+def check_same_vocabulary(teacher: nn.Module, student: nn.Module, teacher_tokenizer=None, student_tokenizer=None):
+    """Raise if token-level distillation is impossible because teacher and student disagree on the vocabulary."""
+    t, s = _output_vocab(teacher), _output_vocab(student)
+    if t != s:
+        raise ValueError(
+            f"The teacher predicts {t} tokens and the student {s}: token-level distillation needs one vocabulary. "
+            "Build the student from the teacher (make_student_from_teacher) or with the teacher's tokenizer, or use "
+            "distillation_mode='sequence'."
+        )
+    if teacher_tokenizer is not None and student_tokenizer is not None:
+        if teacher_tokenizer.get_vocab() != student_tokenizer.get_vocab():
+            raise ValueError(
+                "The teacher's and the student's tokenizers have different vocabularies; token-level distillation "
+                "needs the same tokenizer for both. Save the teacher's tokenizer with the student."
+            )
+
+
+def make_student_from_teacher(
+    teacher: PreTrainedModel, encoder_layers: int, decoder_layers: int, **config_overrides
+) -> PreTrainedModel:
+    """A shallower copy of an encoder-decoder teacher (Marian, BART family).
+
+    Embeddings, output layer and norms are copied; the student's layers are evenly spaced teacher layers
+    (:func:`pick_layers`). Width stays the teacher's; ``config_overrides`` may change e.g. dropout.
+    """
+    config = copy.deepcopy(teacher.config)
+    if not hasattr(config, "encoder_layers") or not hasattr(config, "decoder_layers"):
+        raise ValueError(
+            f"{type(teacher).__name__} has no encoder_layers/decoder_layers in its config; build the student from "
+            "a config instead (make_student_from_config)."
+        )
+    picks = {
+        "encoder": pick_layers(config.encoder_layers, encoder_layers),
+        "decoder": pick_layers(config.decoder_layers, decoder_layers),
+    }
+    config.encoder_layers, config.decoder_layers = encoder_layers, decoder_layers
+    for key, value in config_overrides.items():
+        setattr(config, key, value)
+    student = type(teacher)(config)
+    source = teacher.state_dict()
+    target = {}
+    for key in student.state_dict():
+        match = _LAYER_KEY.match(key)
+        if match:
+            teacher_index = picks[match["stack"]][int(match["index"])]
+            src = f"{match['prefix']}{teacher_index}{match['rest']}"
+        else:
+            src = key
+        if src in source:
+            target[key] = source[src]
+    missing, _ = student.load_state_dict(target, strict=False)
+    tied_ok = set(getattr(student, "_tied_weights_keys", None) or [])
+    unexpected_missing = [k for k in missing if k not in tied_ok and "embed_positions" not in k]
+    if unexpected_missing:
+        raise ValueError(f"Could not copy {unexpected_missing[:3]} from the teacher.")
+    student.tie_weights()
+    return student.to(next(teacher.parameters()).dtype)
+
+
+def make_student_from_config(teacher: PreTrainedModel, seed: int = 0, **config_overrides) -> PreTrainedModel:
+    """A freshly initialised student with the teacher's vocabulary and special tokens, and new sizes.
+
+    Example: ``make_student_from_config(teacher, d_model=128, encoder_layers=2, decoder_layers=1)``.
+    """
+    config = copy.deepcopy(teacher.config)
+    for key, value in config_overrides.items():
+        if not hasattr(config, key):
+            raise ValueError(f"{type(config).__name__} has no field {key!r}.")
+        setattr(config, key, value)
+    torch.manual_seed(seed)
+    return AutoModelForSeq2SeqLM.from_config(config)

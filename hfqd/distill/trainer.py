@@ -1,0 +1,164 @@
+"""`QuantizedDistillationTrainer`: a Seq2SeqTrainer whose student is quantized in every forward pass."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel, Seq2SeqTrainer
+
+from ..quant import get_quant_config, is_quantized, quantize_, set_quant_step
+from .arguments import TEACHER_DTYPES, DistillationArguments
+from .checkpoint import load_shadow_checkpoint, read_quant_config, save_quantization_state, shadow_state_dict
+from .losses import distillation_loss
+from .students import check_same_vocabulary
+
+logger = logging.getLogger(__name__)
+
+
+class QuantizedDistillationTrainer(Seq2SeqTrainer):
+    """Quantized distillation (Polino et al., 2018) inside a `transformers` Trainer.
+
+    The student's selected weights are quantized in every forward pass (see :func:`hfqd.quantize_`); the optimizer
+    updates their full-precision shadows through the straight-through gradient. The loss mixes the teacher's soft
+    targets with the labels (:func:`hfqd.distill.losses.distillation_loss`).
+
+    Args:
+        model: the student. It is quantized with ``args.quant_config()`` unless it is quantized already or
+            ``args.bits`` is `None` (full-precision distillation).
+        teacher_model: the teacher; required when ``args.distillation_mode`` is `"token"` or `"sequence"` with
+            ``alpha > 0``. It is moved to the student's device, put in eval mode and frozen.
+        args: :class:`~hfqd.DistillationArguments`.
+        **kwargs: everything `Seq2SeqTrainer` accepts (datasets, collator, tokenizer as `processing_class`, ...).
+    """
+
+    def __init__(
+        self,
+        model: PreTrainedModel | nn.Module | None = None,
+        teacher_model: PreTrainedModel | nn.Module | None = None,
+        args: DistillationArguments | None = None,
+        **kwargs,
+    ):
+        if not isinstance(args, DistillationArguments):
+            raise TypeError("`args` must be DistillationArguments (it carries alpha, temperature and bits).")
+        if model is None:
+            raise ValueError("`model` (the student) is required.")
+        needs_teacher = args.uses_teacher or args.distillation_mode == "sequence"
+        if needs_teacher and teacher_model is None:
+            raise ValueError(
+                f"distillation_mode={args.distillation_mode!r} with alpha={args.alpha} needs `teacher_model`. "
+                "Pass a teacher, or set alpha=0 / distillation_mode='none' to train on labels only."
+            )
+        if teacher_model is not None and args.distillation_mode == "token":
+            check_same_vocabulary(teacher_model, model)
+        config = args.quant_config()
+        if config is not None and not is_quantized(model):
+            quantize_(model, config)
+        elif config is None and is_quantized(model):
+            logger.info("The student is already quantized; training it with its own quantization settings.")
+        super().__init__(model=model, args=args, **kwargs)
+        # compute_loss normalises by `num_items_in_batch`; make the Trainer count it whatever the model's signature.
+        self.model_accepts_loss_kwargs = True
+        self.teacher_model = None
+        if teacher_model is not None:
+            teacher_model = teacher_model.to(device=self.args.device, dtype=TEACHER_DTYPES[args.teacher_dtype])
+            teacher_model.eval().requires_grad_(False)
+            self.teacher_model = teacher_model
+        if args.distillation_mode == "sequence" and self.train_dataset is not None:
+            from .sequence import with_teacher_targets
+
+            with self.args.main_process_first(desc="teacher translations"):
+                self.train_dataset = with_teacher_targets(self.teacher_model, self.train_dataset, args)
+
+    # ---- loss -------------------------------------------------------------------------------------------------
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        labels = inputs["labels"]
+        # The collator already built decoder inputs: dropping labels spares the model its own loss computation.
+        student_inputs = {k: v for k, v in inputs.items() if k != "labels"} if "decoder_input_ids" in inputs else inputs
+        outputs = model(**student_inputs)
+        teacher_logits = None
+        use_teacher = self.args.uses_teacher and self.teacher_model is not None
+        if use_teacher:
+            with torch.no_grad():
+                teacher_logits = self.teacher_model(**student_inputs).logits
+        result = distillation_loss(
+            outputs.logits,
+            teacher_logits,
+            labels,
+            temperature=self.args.temperature,
+            alpha=self.args.alpha if use_teacher else 0.0,
+            num_items_in_batch=num_items_in_batch,
+        )
+        loss = result.loss
+        if not torch.isfinite(loss.detach()):
+            raise FloatingPointError(
+                f"The distillation loss is {loss.item()} at step {self.state.global_step} (kd={result.kd.item()}, "
+                f"ce={result.ce.item()}). Lower the learning rate, enable gradient clipping (max_grad_norm) or "
+                "use more bits."
+            )
+        # Normalised over the whole accumulated batch when the Trainer gives its size; a per-batch mean otherwise.
+        self.loss_is_scaled_for_ga = num_items_in_batch is not None
+        if (
+            num_items_in_batch is not None
+            and self.args.average_tokens_across_devices
+            and self.accelerator.num_processes > 1
+        ):
+            # `num_items_in_batch` counts every process's tokens while DDP averages gradients: undo the average.
+            loss = loss * self.accelerator.num_processes
+        if model.training:
+            self._distill_logs["kd"] += float(result.kd)
+            self._distill_logs["ce"] += float(result.ce)
+            self._distill_logs["n"] += 1
+        return (loss, outputs) if return_outputs else loss
+
+    @property
+    def _distill_logs(self) -> dict:
+        if not hasattr(self, "_distill_log_acc"):
+            self._distill_log_acc = {"kd": 0.0, "ce": 0.0, "n": 0}
+        return self._distill_log_acc
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        acc = self._distill_logs
+        if "loss" in logs and acc["n"]:
+            logs["kd_loss"] = round(acc["kd"] / acc["n"], 4)
+            logs["ce_loss"] = round(acc["ce"] / acc["n"], 4)
+            acc.update(kd=0.0, ce=0.0, n=0)
+        super().log(logs, start_time)
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        # Seeds stochastic rounding by the global step, identically on every process and after a resume.
+        set_quant_step(self.model, self.state.global_step)
+        return super().training_step(model, inputs, num_items_in_batch)
+
+    # ---- checkpoints --------------------------------------------------------------------------------------------
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        if not is_quantized(self.model):
+            return super()._save(output_dir, state_dict)
+        output_dir = output_dir if output_dir is not None else self.args.output_dir
+        weights, _ = shadow_state_dict(self.model)
+        super()._save(output_dir, state_dict=weights)
+        if self.args.should_save:
+            save_quantization_state(self.model, output_dir)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
+        model = self.model if model is None else model
+        if is_quantized(model) and read_quant_config(resume_from_checkpoint) is not None:
+            saved = read_quant_config(resume_from_checkpoint)
+            if saved != get_quant_config(model):
+                logger.warning(f"The checkpoint was trained with {saved}, the model is quantized with "
+                               f"{get_quant_config(model)}.")
+            load_shadow_checkpoint(model, resume_from_checkpoint)
+            return
+        super()._load_from_checkpoint(resume_from_checkpoint, model)
+
+    def _load_best_model(self) -> None:
+        best = self.state.best_model_checkpoint
+        if is_quantized(self.model) and best and read_quant_config(best) is not None:
+            logger.info(f"Loading best model from {best} (score: {self.state.best_metric}).")
+            load_shadow_checkpoint(self.model, best)
+            return
+        super()._load_best_model()

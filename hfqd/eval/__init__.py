@@ -1,0 +1,5 @@
+"""Evaluation: BLEU/chrF and decoding speed."""
+
+from .translation import SpeedReport, corpus_scores, decode_speed, make_compute_metrics, translate
+
+__all__ = ["SpeedReport", "corpus_scores", "decode_speed", "make_compute_metrics", "translate"]

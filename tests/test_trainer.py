@@ -1,0 +1,154 @@
+import os
+
+import pytest
+import torch
+from transformers import DataCollatorForSeq2Seq
+
+from hfqd import DistillationArguments, QuantizedDistillationTrainer, is_quantized
+from hfqd.quant import quantized_parameters
+
+from .helpers import tiny_corpus, tiny_pair
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return tiny_corpus()
+
+
+def _args(tmp_path, **overrides):
+    kwargs = dict(
+        output_dir=str(tmp_path / "out"),
+        max_steps=6,
+        per_device_train_batch_size=16,
+        learning_rate=3e-3,
+        report_to="none",
+        logging_steps=1,
+        save_strategy="no",
+        use_cpu=True,
+        bits=4,
+        bucket_size=64,
+        seed=0,
+        disable_tqdm=True,
+    )
+    kwargs.update(overrides)
+    return DistillationArguments(**kwargs)
+
+
+def _trainer(corpus, args, teacher=None, student=None):
+    _, tokenizer, data = corpus
+    t, s = tiny_pair(len(tokenizer))
+    student = student if student is not None else s
+    return QuantizedDistillationTrainer(
+        model=student,
+        teacher_model=teacher if teacher is not None else t,
+        args=args,
+        train_dataset=data.datasets["train"],
+        data_collator=DataCollatorForSeq2Seq(tokenizer, model=student),
+        processing_class=tokenizer,
+    )
+
+
+def _losses(trainer):
+    return [h["loss"] for h in trainer.state.log_history if "loss" in h]
+
+
+def test_qd_run_lowers_loss_and_trains_every_shadow(corpus, tmp_path):
+    trainer = _trainer(corpus, _args(tmp_path, max_steps=30))
+    assert is_quantized(trainer.model)
+    before = {e.name: e.shadow.detach().clone() for e in quantized_parameters(trainer.model)}
+    trainer.train()
+    losses = _losses(trainer)
+    assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5
+    for e in quantized_parameters(trainer.model):
+        assert not torch.equal(e.shadow, before[e.name]), e.name
+
+
+def test_teacher_frozen_and_in_eval_mode(corpus, tmp_path):
+    trainer = _trainer(corpus, _args(tmp_path, max_steps=3))
+    teacher = trainer.teacher_model
+    snapshot = {k: v.clone() for k, v in teacher.state_dict().items()}
+    trainer.train()
+    assert not teacher.training
+    assert all(p.grad is None and not p.requires_grad for p in teacher.parameters())
+    assert all(torch.equal(v, snapshot[k]) for k, v in teacher.state_dict().items())
+
+
+def test_baselines_alpha_zero_and_full_precision(corpus, tmp_path):
+    qat = _trainer(corpus, _args(tmp_path, alpha=0.0, max_steps=2))
+    calls = []
+    qat.teacher_model.register_forward_hook(lambda *a: calls.append(1))
+    qat.train()
+    assert calls == [] and is_quantized(qat.model)
+    assert all(h.get("kd_loss", 0.0) == 0.0 for h in qat.state.log_history)
+
+    fp = _trainer(corpus, _args(tmp_path, bits=32, max_steps=2))
+    assert fp.args.bits is None and not is_quantized(fp.model)
+    fp.train()
+    assert any(h.get("kd_loss", 0) > 0 for h in fp.state.log_history)
+
+
+def test_missing_teacher_and_vocab_mismatch(corpus, tmp_path):
+    _, tokenizer, data = corpus
+    teacher, student = tiny_pair(len(tokenizer))
+    with pytest.raises(ValueError, match="needs `teacher_model`"):
+        QuantizedDistillationTrainer(model=student, args=_args(tmp_path), train_dataset=data.datasets["train"])
+    from .conftest import tiny_marian
+
+    other = tiny_marian(vocab_size=len(tokenizer) + 7)
+    with pytest.raises(ValueError, match="one vocabulary"):
+        QuantizedDistillationTrainer(model=student, teacher_model=other, args=_args(tmp_path))
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="alpha"):
+        _args(tmp_path, alpha=1.5)
+    with pytest.raises(ValueError, match="bits"):
+        _args(tmp_path, bits=12)
+    with pytest.raises(ValueError, match="bucket_size"):
+        _args(tmp_path, bucket_size=1)
+    with pytest.raises(ValueError, match="distillation_mode"):
+        _args(tmp_path, distillation_mode="word")
+
+
+def test_resume_matches_uninterrupted_run(corpus, tmp_path):
+    common = dict(max_steps=6, rounding="stochastic", save_strategy="steps", save_steps=3)
+    straight = _trainer(corpus, _args(tmp_path / "a", **common))
+    straight.train()
+    checkpoint = tmp_path / "a" / "out" / "checkpoint-3"
+    assert (checkpoint / "hfqd_quant_config.json").is_file()
+
+    resumed = _trainer(corpus, _args(tmp_path / "b", **common))
+    resumed.train(resume_from_checkpoint=str(checkpoint))
+    a = straight.model.state_dict()
+    b = resumed.model.state_dict()
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+
+
+def test_checkpoint_is_a_plain_full_precision_model(corpus, tmp_path):
+    from transformers import AutoModelForSeq2SeqLM
+
+    trainer = _trainer(corpus, _args(tmp_path, max_steps=2))
+    trainer.train()
+    trainer.save_model(str(tmp_path / "saved"))
+    loaded = AutoModelForSeq2SeqLM.from_pretrained(str(tmp_path / "saved"))
+    shadows = {e.name: e.shadow for e in quantized_parameters(trainer.model)}
+    assert torch.equal(loaded.get_submodule("model.encoder.layers.0.fc1").weight, shadows["model.encoder.layers.0.fc1.weight"])
+    assert torch.equal(loaded.lm_head.weight, loaded.model.shared.weight)
+    assert os.path.isfile(tmp_path / "saved" / "hfqd_quant_config.json")
+
+
+def test_sequence_level_targets_cached(corpus, tmp_path):
+    args = _args(tmp_path, distillation_mode="sequence", max_steps=2, sequence_cache_dir=str(tmp_path / "cache"),
+                 sequence_num_beams=2, sequence_max_length=8)
+    trainer = _trainer(corpus, args)
+    labels = list(trainer.train_dataset["labels"])
+    _, _, data = corpus
+    assert labels != list(data.datasets["train"]["labels"])
+    assert all(1 <= len(x) <= 8 for x in labels)
+    cached = os.listdir(tmp_path / "cache")
+    assert len([c for c in cached if not c.startswith(".")]) == 1
+    again = _trainer(corpus, args)
+    assert list(again.train_dataset["labels"]) == labels
+    trainer.train()
