@@ -152,3 +152,21 @@ def test_sequence_level_targets_cached(corpus, tmp_path):
     again = _trainer(corpus, args)
     assert list(again.train_dataset["labels"]) == labels
     trainer.train()
+
+
+def test_predict_with_generate_reports_bleu_and_chrf(corpus, tmp_path):
+    from hfqd.eval import make_compute_metrics
+
+    _, tokenizer, data = corpus
+    teacher, student = tiny_pair(len(tokenizer))
+    args = _args(tmp_path, max_steps=1, predict_with_generate=True, generation_max_length=8,
+                 per_device_eval_batch_size=32)
+    trainer = QuantizedDistillationTrainer(
+        model=student, teacher_model=teacher, args=args, train_dataset=data.datasets["train"],
+        eval_dataset=data.datasets["train"].select(range(20)),
+        data_collator=DataCollatorForSeq2Seq(tokenizer, model=student), processing_class=tokenizer,
+        compute_metrics=make_compute_metrics(tokenizer),
+    )
+    metrics = trainer.evaluate()
+    assert 0 <= metrics["eval_bleu"] <= 100 and 0 <= metrics["eval_chrf"] <= 100
+    assert "eval_loss" in metrics

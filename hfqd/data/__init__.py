@@ -7,7 +7,7 @@ from .parallel import (
     load_translation_dataset,
     tokenize_translation,
 )
-from .synthetic import synthetic_pairs
+from .synthetic import synthetic_pairs, synthetic_translation_dataset
 from .tokenizer import train_bpe_tokenizer
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "load_parallel_dir",
     "load_translation_dataset",
     "synthetic_pairs",
+    "synthetic_translation_dataset",
     "tokenize_translation",
     "train_bpe_tokenizer",
 ]

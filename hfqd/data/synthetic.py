@@ -9,6 +9,7 @@ subordinate clauses.
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 
 # noun: (english singular, english plural, german singular, german plural, gender m/f/n)
 NOUNS = [
@@ -31,14 +32,19 @@ NOUNS = [
 ]
 ANIMATE = 16  # the first nouns can be subjects
 
-# verb: (english 3sg, english plural, german 3sg, german plural)
+# verb: (english 3sg, english plural, english participle, german 3sg, german plural, german participle)
 VERBS = [
-    ("sees", "see", "sieht", "sehen"), ("likes", "like", "mag", "mögen"), ("finds", "find", "findet", "finden"),
-    ("buys", "buy", "kauft", "kaufen"), ("carries", "carry", "trägt", "tragen"), ("paints", "paint", "malt", "malen"),
-    ("holds", "hold", "hält", "halten"), ("needs", "need", "braucht", "brauchen"),
-    ("visits", "visit", "besucht", "besuchen"), ("washes", "wash", "wäscht", "waschen"),
-    ("follows", "follow", "verfolgt", "verfolgen"), ("draws", "draw", "zeichnet", "zeichnen"),
-    ("opens", "open", "öffnet", "öffnen"), ("loses", "lose", "verliert", "verlieren"),
+    ("sees", "see", "seen", "sieht", "sehen", "gesehen"), ("likes", "like", "liked", "mag", "mögen", "gemocht"),
+    ("finds", "find", "found", "findet", "finden", "gefunden"), ("buys", "buy", "bought", "kauft", "kaufen", "gekauft"),
+    ("carries", "carry", "carried", "trägt", "tragen", "getragen"),
+    ("paints", "paint", "painted", "malt", "malen", "gemalt"), ("holds", "hold", "held", "hält", "halten", "gehalten"),
+    ("needs", "need", "needed", "braucht", "brauchen", "gebraucht"),
+    ("visits", "visit", "visited", "besucht", "besuchen", "besucht"),
+    ("washes", "wash", "washed", "wäscht", "waschen", "gewaschen"),
+    ("follows", "follow", "followed", "verfolgt", "verfolgen", "verfolgt"),
+    ("draws", "draw", "drawn", "zeichnet", "zeichnen", "gezeichnet"),
+    ("opens", "open", "opened", "öffnet", "öffnen", "geöffnet"),
+    ("loses", "lose", "lost", "verliert", "verlieren", "verloren"),
 ]
 
 # adjective: (english, german stem)
@@ -91,19 +97,66 @@ def _noun_phrase(rng: random.Random, case: str, animate: bool) -> tuple[str, str
     return en, de, plural
 
 
-def _clause(rng: random.Random) -> tuple[list[str], list[str], str, str, str]:
-    """Parts of a transitive clause: english words, german subject, german verb, german object (+ PP)."""
-    subj_en, subj_de, plural = _noun_phrase(rng, "nom", animate=True)
-    obj_en, obj_de, _ = _noun_phrase(rng, "acc", animate=False)
+@dataclass
+class _Clause:
+    """A transitive clause, English already ordered, German as parts to be ordered by clause type."""
+
+    english: str
+    subject: str
+    finite: str  # the inflected verb (or auxiliary in the perfect)
+    rest: str  # object and prepositional phrase
+    participle: str = ""  # German past participle in the perfect, else empty
+
+    def main(self, front: str = "") -> str:
+        """Verb second: the finite verb follows the first constituent; a participle closes the clause."""
+        words = [front, self.finite, self.subject] if front else [self.subject, self.finite]
+        return " ".join(w for w in words + [self.rest, self.participle] if w)
+
+    def subordinate(self, conjunction: str) -> str:
+        """Verb final: participle, then finite verb, at the end."""
+        return " ".join(w for w in [conjunction, self.subject, self.rest, self.participle, self.finite] if w)
+
+
+def _verb_phrase(rng: random.Random, plural: bool, perfect: bool) -> tuple[str, str, str]:
+    """(english verb group, german finite verb, german participle)."""
     verb = rng.choice(VERBS)
-    verb_en, verb_de = (verb[1], verb[3]) if plural else (verb[0], verb[2])
-    en = [subj_en, verb_en, obj_en]
+    if perfect:
+        return ("have " if plural else "has ") + verb[2], "haben" if plural else "hat", verb[5]
+    return (verb[1], verb[4], "") if plural else (verb[0], verb[3], "")
+
+
+def _clause(rng: random.Random, allow_relative: bool = True) -> _Clause:
+    subj_en, subj_de, plural = _noun_phrase(rng, "nom", animate=True)
+    if allow_relative and rng.random() < 0.2:
+        # Relative clause on the subject: the German pronoun agrees with the noun; its verb goes last.
+        gender = "pl" if plural else _gender_of(subj_de)
+        rel_en, rel_obj_de = _relative_parts(rng, plural)
+        subj_en = f"{subj_en} who {rel_en[0]} {rel_en[1]}"
+        subj_de = f"{subj_de} , {DEF[('nom', gender)]} {rel_obj_de} ,"
+    perfect = rng.random() < 0.3
+    verb_en, finite, participle = _verb_phrase(rng, plural, perfect)
+    obj_en, obj_de, _ = _noun_phrase(rng, "acc", animate=False)
     if rng.random() < 0.25:
         prep = rng.choice(PREPOSITIONS)
         pp_en, pp_de, _ = _noun_phrase(rng, "dat", animate=False)
-        en.append(f"{prep[0]} {pp_en}")
-        obj_de = f"{obj_de} {prep[1]} {pp_de}"
-    return en, [subj_de], verb_de, obj_de, ""
+        obj_en, obj_de = f"{obj_en} {prep[0]} {pp_en}", f"{obj_de} {prep[1]} {pp_de}"
+    return _Clause(f"{subj_en} {verb_en} {obj_en}", subj_de, finite, obj_de, participle)
+
+
+def _gender_of(noun_phrase_de: str) -> str:
+    head = noun_phrase_de.split()[-1]
+    for noun in NOUNS:
+        if noun[2] == head:
+            return noun[4]
+    raise KeyError(head)
+
+
+def _relative_parts(rng: random.Random, plural: bool) -> tuple[tuple[str, str], str]:
+    """English (verb group, object) and German "object [participle] verb" of a subject relative clause."""
+    verb_en, finite, participle = _verb_phrase(rng, plural, rng.random() < 0.3)
+    obj_en, obj_de, _ = _noun_phrase(rng, "acc", animate=False)
+    german = " ".join(w for w in [obj_de, participle, finite] if w)
+    return (verb_en, obj_en), german
 
 
 def _capitalize(text: str) -> str:
@@ -112,20 +165,17 @@ def _capitalize(text: str) -> str:
 
 def make_pair(rng: random.Random) -> tuple[str, str]:
     """One (english, german) sentence pair."""
-    en, (subj_de,), verb_de, obj_de, _ = _clause(rng)
-    if rng.random() < 0.3:  # fronted adverb: German inverts subject and verb (verb second)
+    clause = _clause(rng)
+    if rng.random() < 0.3:  # fronted adverb: the German finite verb stays second, before the subject
         adverb = rng.choice(ADVERBS)
-        en_words = [adverb[0]] + en
-        de_words = [adverb[1], verb_de, subj_de, obj_de]
+        english, german = f"{adverb[0]} {clause.english}", clause.main(front=adverb[1])
     else:
-        en_words = list(en)
-        de_words = [subj_de, verb_de, obj_de]
-    english, german = " ".join(en_words), " ".join(de_words)
-    if rng.random() < 0.35:  # subordinate clause: German verb goes last
+        english, german = clause.english, clause.main()
+    if rng.random() < 0.35:  # subordinate clause: German verb last
         conj = rng.choice(CONJUNCTIONS)
-        sub_en, (sub_subj,), sub_verb, sub_obj, _ = _clause(rng)
-        english += f" {conj[0]} " + " ".join(sub_en)
-        german += f" , {conj[1]} {sub_subj} {sub_obj} {sub_verb}"
+        sub = _clause(rng, allow_relative=False)
+        english += f" {conj[0]} {sub.english}"
+        german += " , " + sub.subordinate(conj[1])
     return _capitalize(english) + " .", _capitalize(german) + " ."
 
 
@@ -135,3 +185,25 @@ def synthetic_pairs(n: int, seed: int = 0) -> list[tuple[str, str]]:
         raise ValueError(f"`n` must be positive, got {n}.")
     rng = random.Random(seed)
     return [make_pair(rng) for _ in range(n)]
+
+
+def synthetic_translation_dataset(
+    n_train: int, seed: int = 0, source_lang: str = "en", target_lang: str = "de", n_eval: int | None = None
+):
+    """A `DatasetDict` with train/validation/test splits in the `translation` layout.
+
+    Validation and test hold ``n_eval`` pairs each (default: 5 % of ``n_train``, at least 50) whose source
+    sentence never occurs in training.
+    """
+    from datasets import Dataset, DatasetDict
+
+    n_eval = max(50, n_train // 20) if n_eval is None else n_eval
+    pairs = synthetic_pairs(n_train + 3 * n_eval, seed=seed)
+    train = pairs[:n_train]
+    seen = {en for en, _ in train}
+    held_out = [(en, de) for en, de in pairs[n_train:] if en not in seen][: 2 * n_eval]
+    splits = {"train": train, "validation": held_out[:n_eval], "test": held_out[n_eval:]}
+    return DatasetDict({
+        name: Dataset.from_dict({"translation": [{source_lang: e, target_lang: d} for e, d in rows]})
+        for name, rows in splits.items()
+    })

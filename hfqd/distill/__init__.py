@@ -2,7 +2,13 @@
 
 from .arguments import DistillationArguments
 from .losses import DistillationLossOutput, distillation_loss
-from .students import check_same_vocabulary, make_student_from_config, make_student_from_teacher, pick_layers
+from .students import (
+    check_same_vocabulary,
+    make_marian,
+    make_student_from_config,
+    make_student_from_teacher,
+    pick_layers,
+)
 from .trainer import QuantizedDistillationTrainer
 
 __all__ = [
@@ -11,6 +17,7 @@ __all__ = [
     "QuantizedDistillationTrainer",
     "check_same_vocabulary",
     "distillation_loss",
+    "make_marian",
     "make_student_from_config",
     "make_student_from_teacher",
     "pick_layers",

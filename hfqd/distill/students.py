@@ -103,3 +103,53 @@ def make_student_from_config(teacher: PreTrainedModel, seed: int = 0, **config_o
         setattr(config, key, value)
     torch.manual_seed(seed)
     return AutoModelForSeq2SeqLM.from_config(config)
+
+
+def make_marian(
+    tokenizer,
+    d_model: int = 256,
+    encoder_layers: int = 3,
+    decoder_layers: int = 3,
+    attention_heads: int = 4,
+    ffn_dim: int = 1024,
+    dropout: float = 0.1,
+    max_position_embeddings: int = 256,
+    seed: int = 0,
+) -> PreTrainedModel:
+    """A randomly initialised Marian translation model over ``tokenizer``'s vocabulary (shared, tied embeddings).
+
+    `scale_embedding=True` as in OPUS-MT checkpoints: without it a Marian model trained from scratch learns far
+    more slowly.
+    """
+    from transformers import MarianConfig, MarianMTModel
+
+    pad = tokenizer.pad_token_id
+    eos = tokenizer.eos_token_id
+    if pad is None or eos is None:
+        raise ValueError("The tokenizer needs a pad and an eos token to build a Marian model.")
+    config = MarianConfig(
+        vocab_size=len(tokenizer),
+        decoder_vocab_size=len(tokenizer),
+        d_model=d_model,
+        encoder_layers=encoder_layers,
+        decoder_layers=decoder_layers,
+        encoder_attention_heads=attention_heads,
+        decoder_attention_heads=attention_heads,
+        encoder_ffn_dim=ffn_dim,
+        decoder_ffn_dim=ffn_dim,
+        dropout=dropout,
+        max_position_embeddings=max_position_embeddings,
+        pad_token_id=pad,
+        eos_token_id=eos,
+        decoder_start_token_id=pad,
+        forced_eos_token_id=eos,
+        scale_embedding=True,
+        share_encoder_decoder_embeddings=True,
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(seed)
+    model = MarianMTModel(config)
+    model.generation_config.max_length = max_position_embeddings
+    model.generation_config.num_beams = 1
+    model.generation_config.bad_words_ids = None
+    return model

@@ -1,0 +1,159 @@
+"""The translation comparison: train each method's student on the same data and score it the same way.
+
+Method names (a recipe's `--methods`):
+    student    full-precision student trained on the labels only
+    kd         full-precision student, token-level distillation
+    seqkd      full-precision student trained on the teacher's beam-search translations
+    pm{b}      post-training ("post-mortem") quantization of the `kd` student to b bits, no training
+    qat{b}     quantization-aware training on labels only (no teacher), b bits
+    qd{b}      quantized distillation, b bits
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from torch import nn
+from transformers import DataCollatorForSeq2Seq
+
+from ..distill import DistillationArguments, QuantizedDistillationTrainer
+from ..eval.report import ResultRow
+from ..eval.translation import corpus_scores, translate
+from ..quant import QuantConfig, model_size, quantize_
+
+logger = logging.getLogger(__name__)
+
+_METHOD = re.compile(r"^(student|kd|seqkd|pm(?P<pm>\d)|qat(?P<qat>\d)|qd(?P<qd>\d))$")
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """How to obtain one row's model."""
+
+    name: str
+    description: str
+    bits: int | None
+    alpha: float
+    mode: str  # distillation_mode of the training run
+    post_training: bool = False
+
+
+def parse_method(name: str, alpha: float) -> MethodSpec:
+    """Turn a method name (see the module docstring) into a :class:`MethodSpec`."""
+    match = _METHOD.match(name)
+    if match is None:
+        raise ValueError(
+            f"Unknown method {name!r}; use student, kd, seqkd, pm<bits>, qat<bits> or qd<bits> (e.g. qd4)."
+        )
+    if name == "student":
+        return MethodSpec(name, "full-precision student, labels only", None, 0.0, "none")
+    if name == "kd":
+        return MethodSpec(name, "full-precision student, distilled (token)", None, alpha, "token")
+    if name == "seqkd":
+        return MethodSpec(name, "full-precision student, distilled (sequence)", None, 0.0, "sequence")
+    bits = int(match["pm"] or match["qat"] or match["qd"])
+    if match["pm"]:
+        return MethodSpec(name, f"post-training quantization of kd, {bits}-bit", bits, alpha, "token", True)
+    if match["qat"]:
+        return MethodSpec(name, f"quantization-aware training, no teacher, {bits}-bit", bits, 0.0, "none")
+    return MethodSpec(name, f"quantized distillation, {bits}-bit", bits, alpha, "token")
+
+
+def order_methods(names: list[str], alpha: float) -> list[MethodSpec]:
+    """Parse and order methods so that `kd` is trained before the post-training rows that start from it."""
+    specs = [parse_method(n, alpha) for n in names]
+    if len({s.name for s in specs}) != len(specs):
+        raise ValueError(f"Duplicate methods in {names}.")
+    if any(s.post_training for s in specs) and not any(s.name == "kd" for s in specs):
+        specs.insert(0, parse_method("kd", alpha))
+    return sorted(specs, key=lambda s: s.post_training)
+
+
+def train_model(
+    model: nn.Module,
+    teacher: nn.Module | None,
+    tokenizer,
+    train_dataset,
+    args: DistillationArguments,
+    eval_dataset=None,
+) -> tuple[nn.Module, float]:
+    """Train ``model`` with :class:`QuantizedDistillationTrainer`; returns the model and the wall-clock seconds."""
+    trainer = QuantizedDistillationTrainer(
+        model=model,
+        teacher_model=teacher if (args.uses_teacher or args.distillation_mode == "sequence") else None,
+        args=args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        data_collator=DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100),
+        processing_class=tokenizer,
+    )
+    start = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - start
+    return trainer.model, seconds
+
+
+def evaluate_translation(model, tokenizer, sources, references, num_beams=1, batch_size=64, max_new_tokens=128):
+    """BLEU and chrF of ``model`` on one test set (detokenized, sacreBLEU defaults)."""
+    hypotheses = translate(model, tokenizer, sources, batch_size=batch_size, num_beams=num_beams,
+                           max_new_tokens=max_new_tokens)
+    return corpus_scores(hypotheses, references), hypotheses
+
+
+def run_methods(
+    specs: list[MethodSpec],
+    make_student: Callable[[], nn.Module],
+    teacher: nn.Module,
+    tokenizer,
+    train_dataset,
+    base_args: DistillationArguments,
+    evaluate: Callable[[nn.Module], dict[str, float]],
+    teacher_bits: int,
+    is_main_process: bool = True,
+    display_order: list[str] | None = None,
+) -> list[ResultRow]:
+    """Train and evaluate every method; returns one :class:`ResultRow` per method (main process only)."""
+    rows: list[ResultRow] = []
+    trained: dict[str, nn.Module] = {}
+    for spec in specs:
+        logger.info(f"=== {spec.name}: {spec.description} ===")
+        seconds = None
+        if spec.post_training:
+            model = copy.deepcopy(trained["kd"])
+            quantize_(model, QuantConfig(bits=spec.bits, bucket_size=base_args.bucket_size, seed=base_args.seed))
+        else:
+            args = dataclasses.replace(
+                base_args,
+                output_dir=os.path.join(base_args.output_dir, spec.name),
+                bits=spec.bits,
+                alpha=spec.alpha,
+                distillation_mode=spec.mode,
+            )
+            model, seconds = train_model(make_student(), teacher, tokenizer, train_dataset, args)
+            trained[spec.name] = model
+        if is_main_process:
+            size = model_size(model)
+            metrics = evaluate(model)
+            rows.append(
+                ResultRow(
+                    method=spec.name,
+                    description=spec.description,
+                    bits=spec.bits,
+                    params=size.quantized_params + size.fp_params,
+                    size_mb=size.megabytes,
+                    compression=teacher_bits / size.bits,
+                    metrics=metrics,
+                    train_seconds=seconds,
+                )
+            )
+            logger.info(f"{spec.name}: {metrics}")
+    # Report in the order the methods were given; a `kd` row only implied by a `pm` row comes first.
+    rank = {name: i for i, name in enumerate(display_order or [s.name for s in specs])}
+    return sorted(rows, key=lambda r: rank.get(r.method, -1))

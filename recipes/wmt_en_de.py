@@ -1,0 +1,223 @@
+"""Quantized distillation of an English->German translation model.
+
+Offline demo (synthetic corpus, tiny teacher trained here, a few minutes on 2 CPU cores):
+
+    accelerate launch recipes/wmt_en_de.py --preset demo
+
+The real job (needs the Hub): OPUS-MT teacher, WMT16, a 4-bit student made from the teacher:
+
+    accelerate launch recipes/wmt_en_de.py --bits 4 --output_dir runs/opus-mt-en-de-4bit
+
+Local parallel files (Multi30k layout) and a local teacher:
+
+    accelerate launch recipes/wmt_en_de.py --dataset_dir ../shared/data/multi30k \
+        --teacher ../shared/models/multi30k-en-de-marian-7.7m --output_dir runs/multi30k
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from datasets import DatasetDict
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, set_seed
+
+from hfqd.cli import parse_recipe_args
+from hfqd.data import (
+    load_translation_dataset,
+    synthetic_translation_dataset,
+    tokenize_translation,
+    train_bpe_tokenizer,
+)
+from hfqd.distill import DistillationArguments, make_marian, make_student_from_config, make_student_from_teacher
+from hfqd.eval.report import ResultRow, write_results
+from hfqd.pipelines.translation import evaluate_translation, order_methods, run_methods, train_model
+from hfqd.quant import model_size
+from hfqd.utils import ensure_available, git_commit, machine_description
+
+logger = logging.getLogger("hfqd.recipes.wmt_en_de")
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
+OFFLINE_HINT = (
+    "Offline, run `accelerate launch recipes/wmt_en_de.py --preset demo`, or use local files with "
+    "`--dataset_dir DIR --teacher PATH`."
+)
+
+
+@dataclass
+class ModelArguments:
+    teacher: str = field(
+        default="Helsinki-NLP/opus-mt-en-de",
+        metadata={"help": "Teacher: Hub id or local folder, or 'train' to train one on the data (demo)."},
+    )
+    student: str | None = field(default=None, metadata={"help": "Student checkpoint (Hub id or folder) to start from."})
+    student_encoder_layers: int | None = field(default=None, metadata={"help": "Student encoder depth."})
+    student_decoder_layers: int | None = field(default=None, metadata={"help": "Student decoder depth."})
+    student_d_model: int | None = field(
+        default=None, metadata={"help": "Student width; when set, the student is a fresh model, not a copy."}
+    )
+    student_ffn_dim: int | None = field(default=None, metadata={"help": "Student FFN width (with student_d_model)."})
+    student_attention_heads: int | None = field(default=None, metadata={"help": "Student heads (with d_model)."})
+    teacher_d_model: int = field(default=256, metadata={"help": "Width of a teacher trained here."})
+    teacher_layers: int = field(default=3, metadata={"help": "Encoder and decoder depth of a teacher trained here."})
+    teacher_ffn_dim: int = field(default=1024, metadata={"help": "FFN width of a teacher trained here."})
+    teacher_attention_heads: int = field(default=4, metadata={"help": "Heads of a teacher trained here."})
+    teacher_epochs: float = field(default=10.0, metadata={"help": "Epochs of a teacher trained here."})
+    teacher_learning_rate: float = field(default=2e-3, metadata={"help": "Learning rate of a teacher trained here."})
+    tokenizer_vocab_size: int = field(default=8000, metadata={"help": "BPE size when the tokenizer is trained here."})
+
+
+@dataclass
+class DataArguments:
+    dataset: str | None = field(default="wmt16", metadata={"help": "Hub dataset with a `translation` column."})
+    dataset_config: str | None = field(default="de-en", metadata={"help": "Hub dataset config."})
+    dataset_dir: str | None = field(default=None, metadata={"help": "Folder of {split}.{lang} plain-text files."})
+    synthetic_pairs: int | None = field(
+        default=None, metadata={"help": "Generate this many synthetic training pairs instead (offline demo)."}
+    )
+    source_lang: str = field(default="en", metadata={"help": "Source language code / file suffix."})
+    target_lang: str = field(default="de", metadata={"help": "Target language code / file suffix."})
+    train_split: str = field(default="train", metadata={"help": "Training split (file prefix with dataset_dir)."})
+    validation_split: str = field(default="validation", metadata={"help": "Validation split (e.g. val)."})
+    test_split: str = field(default="test", metadata={"help": "Test split (e.g. test2016)."})
+    max_source_length: int = field(default=128, metadata={"help": "Longer sources are truncated (and counted)."})
+    max_target_length: int = field(default=128, metadata={"help": "Longer targets are truncated (and counted)."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Use only this many training pairs."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Score only this many test pairs."})
+
+
+@dataclass
+class RecipeArguments:
+    methods: list[str] = field(
+        default_factory=lambda: ["kd", "pm4", "qd4"],
+        metadata={"help": "Rows to train and score: student, kd, seqkd, pm<b>, qat<b>, qd<b>."},
+    )
+    eval_num_beams: int = field(default=4, metadata={"help": "Beams when scoring test translations."})
+    eval_batch_size: int = field(default=64, metadata={"help": "Sentences per batch when scoring."})
+    eval_max_new_tokens: int = field(default=128, metadata={"help": "Longest generated translation."})
+
+
+def load_data(data: DataArguments, seed: int) -> DatasetDict:
+    if data.synthetic_pairs:
+        return synthetic_translation_dataset(data.synthetic_pairs, seed, data.source_lang, data.target_lang)
+    split_map = {"train": data.train_split, "validation": data.validation_split, "test": data.test_split}
+    if data.dataset_dir is None:
+        ensure_available(data.dataset, "dataset", OFFLINE_HINT)
+    return load_translation_dataset(
+        data.dataset, data.dataset_config, data.dataset_dir, data.source_lang, data.target_lang, split_map
+    )
+
+
+def command_line() -> str:
+    """The command that produced a results file, for the record."""
+    if os.path.basename(sys.argv[0]) != "wmt_en_de.py":
+        return "recipes/wmt_en_de.py main() called from Python"
+    return " ".join(["accelerate launch recipes/wmt_en_de.py"] + sys.argv[1:])
+
+
+def main(model_args: ModelArguments, data_args: DataArguments, recipe: RecipeArguments, args: DistillationArguments):
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    set_seed(args.seed)
+    specs = order_methods(recipe.methods, args.alpha)  # bad method names fail before any work
+
+    # ---- teacher and tokenizer ----
+    if model_args.teacher != "train":
+        ensure_available(model_args.teacher, "teacher model", OFFLINE_HINT)
+    raw = load_data(data_args, args.seed)
+    if data_args.max_train_samples:
+        raw["train"] = raw["train"].select(range(min(data_args.max_train_samples, len(raw["train"]))))
+    if data_args.max_eval_samples:
+        raw["test"] = raw["test"].select(range(min(data_args.max_eval_samples, len(raw["test"]))))
+    if model_args.teacher == "train":
+        texts = [ex[lang] for ex in raw["train"]["translation"] for lang in (data_args.source_lang, data_args.target_lang)]
+        tokenizer = train_bpe_tokenizer(texts, vocab_size=model_args.tokenizer_vocab_size)
+        teacher = make_marian(
+            tokenizer, model_args.teacher_d_model, model_args.teacher_layers, model_args.teacher_layers,
+            model_args.teacher_attention_heads, model_args.teacher_ffn_dim, seed=args.seed,
+        )
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(model_args.teacher)
+        teacher = AutoModelForSeq2SeqLM.from_pretrained(model_args.teacher)
+    positions = getattr(teacher.config, "max_position_embeddings", None)
+    for name in ("max_source_length", "max_target_length"):
+        if positions and getattr(data_args, name) > positions:
+            logger.warning(f"--{name} {getattr(data_args, name)} exceeds the teacher's {positions} positions; using {positions}.")
+            setattr(data_args, name, positions)
+    data = tokenize_translation(
+        raw, tokenizer, data_args.source_lang, data_args.target_lang,
+        data_args.max_source_length, data_args.max_target_length,
+    )
+    train_set = data.datasets["train"]
+    test_sources, test_refs = data.sources["test"], data.references["test"]
+
+    def evaluate(model) -> dict[str, float]:
+        scores, _ = evaluate_translation(
+            model.to(args.device), tokenizer, test_sources, test_refs, recipe.eval_num_beams,
+            recipe.eval_batch_size, recipe.eval_max_new_tokens,
+        )
+        return scores
+
+    teacher_seconds = None
+    if model_args.teacher == "train":
+        teacher_args = dataclasses.replace(
+            args, output_dir=os.path.join(args.output_dir, "teacher-run"), bits=None, alpha=0.0,
+            distillation_mode="none", num_train_epochs=model_args.teacher_epochs, max_steps=-1,
+            learning_rate=model_args.teacher_learning_rate,
+        )
+        teacher, teacher_seconds = train_model(teacher, None, tokenizer, train_set, teacher_args)
+        if args.should_save:
+            teacher.save_pretrained(os.path.join(args.output_dir, "teacher"))
+            tokenizer.save_pretrained(os.path.join(args.output_dir, "teacher"))
+    teacher.eval()
+
+    # ---- students ----
+    def make_student():
+        if model_args.student:
+            return AutoModelForSeq2SeqLM.from_pretrained(model_args.student)
+        enc = model_args.student_encoder_layers or max(1, teacher.config.encoder_layers // 2)
+        dec = model_args.student_decoder_layers or max(1, teacher.config.decoder_layers // 2)
+        if model_args.student_d_model:
+            return make_student_from_config(
+                teacher, seed=args.seed, d_model=model_args.student_d_model, encoder_layers=enc, decoder_layers=dec,
+                encoder_ffn_dim=model_args.student_ffn_dim or 4 * model_args.student_d_model,
+                decoder_ffn_dim=model_args.student_ffn_dim or 4 * model_args.student_d_model,
+                encoder_attention_heads=model_args.student_attention_heads or teacher.config.encoder_attention_heads,
+                decoder_attention_heads=model_args.student_attention_heads or teacher.config.decoder_attention_heads,
+            )
+        return make_student_from_teacher(teacher, enc, dec)
+
+    teacher_size = model_size(teacher)
+    rows = []
+    if args.should_save:
+        rows.append(ResultRow(
+            method="teacher", description="teacher, full precision", bits=None,
+            params=teacher_size.fp_params, size_mb=teacher_size.megabytes, compression=1.0,
+            metrics=evaluate(teacher), train_seconds=teacher_seconds,
+        ))
+    rows += run_methods(
+        specs, make_student, teacher, tokenizer, train_set, args, evaluate, teacher_size.bits,
+        is_main_process=args.should_save, display_order=recipe.methods,
+    )
+
+    # ---- report ----
+    if args.should_save:
+        truncated = {k: dataclasses.asdict(v) for k, v in data.truncation.items() if v.sources or v.targets}
+        header = {
+            "command": command_line(),
+            "commit": git_commit(os.path.dirname(os.path.abspath(__file__))),
+            "machine": machine_description(),
+            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "test set": f"{data_args.test_split} ({len(test_refs)} sentences), beams={recipe.eval_num_beams}",
+            "metrics": "sacreBLEU (13a, cased, detokenized) and chrF",
+            "truncated": truncated or "none",
+        }
+        markdown = write_results(os.path.join(args.output_dir, "results"), rows, ["bleu", "chrf"], header)
+        print("\n" + markdown)
+    return rows
+
+
+if __name__ == "__main__":
+    main(*parse_recipe_args((ModelArguments, DataArguments, RecipeArguments, DistillationArguments), CONFIG_DIR))

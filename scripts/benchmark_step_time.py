@@ -1,0 +1,126 @@
+"""Training step time: quantized distillation vs full-precision distillation, same student and batch.
+
+    python scripts/benchmark_step_time.py                      # teacher: ../shared/models/multi30k-en-de-marian-7.7m
+    python scripts/benchmark_step_time.py --teacher PATH --student_layers 1 --bits 4 --steps 30
+
+Writes benchmarks/results/step_time.{json,md}. The target of hfqd is a quantization overhead of at most 10 % of a
+full-precision distillation step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from datetime import datetime, timezone
+
+import torch
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, DataCollatorForSeq2Seq
+
+from hfqd import DistillationArguments, QuantizedDistillationTrainer, make_student_from_teacher
+from hfqd.data import load_parallel_dir, synthetic_pairs, tokenize_translation
+from hfqd.quant import quantized_parameters
+from hfqd.utils import atomic_write_text, git_commit, machine_description
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_TEACHER = os.path.join(ROOT, "..", "shared", "models", "multi30k-en-de-marian-7.7m")
+DEFAULT_DATA = os.path.join(ROOT, "..", "shared", "data", "multi30k")
+
+
+def time_steps(trainer, batch, steps: int, warmup: int) -> list[float]:
+    """Seconds per full training step (forward, backward, optimizer step) on one fixed batch."""
+    model = trainer.model
+    trainer.create_optimizer_and_scheduler(num_training_steps=steps + warmup)
+    times = []
+    for i in range(warmup + steps):
+        start = time.perf_counter()
+        trainer.training_step(model, batch)
+        trainer.optimizer.step()
+        trainer.optimizer.zero_grad(set_to_none=True)
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--teacher", default=DEFAULT_TEACHER)
+    parser.add_argument("--dataset_dir", default=DEFAULT_DATA)
+    parser.add_argument("--student_layers", type=int, default=1)
+    parser.add_argument("--bits", type=int, default=4)
+    parser.add_argument("--bucket_size", type=int, default=256)
+    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--output", default=os.path.join(ROOT, "benchmarks", "results", "step_time"))
+    opts = parser.parse_args()
+    if not os.path.isdir(opts.teacher):
+        sys.exit(f"Teacher folder {opts.teacher} not found; pass --teacher PATH (e.g. one saved by train_teacher.py).")
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(opts.teacher)
+    teacher = AutoModelForSeq2SeqLM.from_pretrained(opts.teacher)
+    if os.path.isdir(opts.dataset_dir):
+        raw = load_parallel_dir(opts.dataset_dir, splits={"train": "train"})
+        data_name = opts.dataset_dir
+    else:
+        from datasets import Dataset, DatasetDict
+
+        pairs = synthetic_pairs(opts.batch_size)
+        raw = DatasetDict({"train": Dataset.from_dict({"translation": [{"en": e, "de": d} for e, d in pairs]})})
+        data_name = "synthetic"
+    raw["train"] = raw["train"].select(range(opts.batch_size))
+    data = tokenize_translation(raw, tokenizer, "en", "de")
+    results = {}
+    for label, bits in (("fp distillation", None), (f"QD {opts.bits}-bit", opts.bits)):
+        student = make_student_from_teacher(teacher, opts.student_layers, opts.student_layers)
+        args = DistillationArguments(
+            output_dir="/tmp/hfqd-step-bench", bits=bits, bucket_size=opts.bucket_size, report_to="none",
+            use_cpu=not torch.cuda.is_available(), per_device_train_batch_size=opts.batch_size, disable_tqdm=True,
+        )
+        trainer = QuantizedDistillationTrainer(
+            model=student, teacher_model=teacher, args=args, train_dataset=data.datasets["train"],
+            data_collator=DataCollatorForSeq2Seq(tokenizer, model=student), processing_class=tokenizer,
+        )
+        batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
+        times = time_steps(trainer, batch, opts.steps, opts.warmup)
+        entry = {"median_s": statistics.median(times), "mean_s": statistics.mean(times), "steps": len(times)}
+        if bits is not None:
+            entries = quantized_parameters(trainer.model)
+            quant_times = []
+            for _ in range(opts.steps):
+                start = time.perf_counter()
+                for e in entries:
+                    e.quantizer.quantize(e.shadow)
+                quant_times.append(time.perf_counter() - start)
+            entry["quantize_all_weights_median_s"] = statistics.median(quant_times)
+        results[label] = entry
+    fp, qd = results["fp distillation"]["median_s"], results[f"QD {opts.bits}-bit"]["median_s"]
+    overhead = qd / fp - 1
+    header = {
+        "command": "python scripts/benchmark_step_time.py " + " ".join(sys.argv[1:]),
+        "commit": git_commit(ROOT),
+        "machine": machine_description(),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "teacher": os.path.basename(os.path.normpath(opts.teacher)),
+        "student": f"{opts.student_layers}+{opts.student_layers} layers copied from the teacher",
+        "batch": f"{opts.batch_size} sentence pairs from {os.path.basename(os.path.normpath(data_name))}",
+        "target": "QD overhead <= 10 % of a full-precision distillation step",
+    }
+    payload = {**header, "results": results, "ratio": qd / fp, "overhead": overhead, "target_met": overhead <= 0.10}
+    lines = [f"- {k}: {v}" for k, v in header.items()]
+    lines += ["", "| run | median step (ms) | mean step (ms) |", "|---|---|---|"]
+    lines += [f"| {k} | {v['median_s'] * 1e3:.1f} | {v['mean_s'] * 1e3:.1f} |" for k, v in results.items()]
+    q = results[f"QD {opts.bits}-bit"]["quantize_all_weights_median_s"]
+    lines += ["", f"QD/fp step ratio: {qd / fp:.3f} (overhead {overhead * 100:+.1f} %; quantizing every weight once "
+              f"takes {q * 1e3:.1f} ms). Target met: {'yes' if overhead <= 0.10 else 'no'}."]
+    os.makedirs(os.path.dirname(opts.output), exist_ok=True)
+    atomic_write_text(f"{opts.output}.json", json.dumps(payload, indent=2))
+    atomic_write_text(f"{opts.output}.md", "\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

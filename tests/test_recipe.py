@@ -1,0 +1,76 @@
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from hfqd.cli import parse_recipe_args
+
+ROOT = Path(__file__).parents[1]
+
+
+def _recipe():
+    spec = importlib.util.spec_from_file_location("wmt_en_de", ROOT / "recipes" / "wmt_en_de.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is created
+    spec.loader.exec_module(module)
+    return module
+
+
+def _parse(recipe, argv):
+    types = (recipe.ModelArguments, recipe.DataArguments, recipe.RecipeArguments, recipe.DistillationArguments)
+    return parse_recipe_args(types, str(ROOT / "recipes" / "configs"), argv)
+
+
+@pytest.mark.parametrize("preset", sorted(p.stem for p in (ROOT / "recipes" / "configs").glob("*.yaml")))
+def test_every_preset_parses(preset, tmp_path):
+    recipe = _recipe()
+    model_args, data_args, recipe_args, args = _parse(recipe, ["--preset", preset, "--output_dir", str(tmp_path)])
+    assert args.output_dir == str(tmp_path)
+
+
+def test_command_line_overrides_preset(tmp_path):
+    recipe = _recipe()
+    _, data_args, recipe_args, args = _parse(
+        recipe, ["--preset", "demo", "--bits", "2", "--methods", "kd", "qd2", "--output_dir", str(tmp_path)]
+    )
+    assert args.bits == 2 and recipe_args.methods == ["kd", "qd2"] and data_args.synthetic_pairs
+
+
+def test_bad_preset_and_unknown_key(tmp_path):
+    recipe = _recipe()
+    with pytest.raises(SystemExit, match="Presets"):
+        _parse(recipe, ["--preset", "nope"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("bitz: 4\n")
+    with pytest.raises(SystemExit, match="Unknown keys"):
+        _parse(recipe, ["--config", str(bad)])
+
+
+def test_bad_method_fails_before_training(tmp_path):
+    recipe = _recipe()
+    parsed = _parse(recipe, ["--preset", "demo", "--methods", "qd9x", "--output_dir", str(tmp_path)])
+    with pytest.raises(ValueError, match="Unknown method"):
+        recipe.main(*parsed)
+
+
+@pytest.mark.slow
+def test_demo_path_on_a_reduced_size(tmp_path):
+    recipe = _recipe()
+    argv = [
+        "--preset", "demo", "--output_dir", str(tmp_path), "--synthetic_pairs", "400", "--teacher_epochs", "2",
+        "--num_train_epochs", "1", "--teacher_d_model", "32", "--teacher_ffn_dim", "64", "--teacher_layers", "2",
+        "--student_d_model", "16", "--student_ffn_dim", "32", "--methods", "student", "pm4", "qd4",
+        "--logging_steps", "5", "--eval_max_new_tokens", "24",
+    ]
+    rows = recipe.main(*_parse(recipe, argv))
+    assert [r.method for r in rows] == ["teacher", "kd", "student", "pm4", "qd4"]
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert [r["method"] for r in saved["rows"]] == [r.method for r in rows]
+    assert all(0 <= r["metrics"]["bleu"] <= 100 for r in saved["rows"])
+    qd4 = next(r for r in rows if r.method == "qd4")
+    kd = next(r for r in rows if r.method == "kd")
+    assert qd4.size_mb < kd.size_mb and qd4.params == kd.params
+    assert (tmp_path / "results.md").read_text().count("\n| ") == len(rows) + 1  # header + rows
+    assert (tmp_path / "teacher" / "config.json").is_file()
