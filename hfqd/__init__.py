@@ -16,9 +16,12 @@ from .distill import (
     make_student_from_config,
     make_student_from_teacher,
 )
+from .hub import HfqdConfig, save_packed  # registers the "hfqd" quantizer with transformers
 from .version import __version__
 
 __all__ = [
+    "HfqdConfig",
+    "save_packed",
     "DistillationArguments",
     "QuantizedDistillationTrainer",
     "distillation_loss",

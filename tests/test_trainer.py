@@ -129,14 +129,14 @@ def test_resume_matches_uninterrupted_run(corpus, tmp_path):
 def test_checkpoint_is_a_plain_full_precision_model(corpus, tmp_path):
     from transformers import AutoModelForSeq2SeqLM
 
-    trainer = _trainer(corpus, _args(tmp_path, max_steps=2))
+    trainer = _trainer(corpus, _args(tmp_path, max_steps=2, save_strategy="steps", save_steps=2))
     trainer.train()
-    trainer.save_model(str(tmp_path / "saved"))
-    loaded = AutoModelForSeq2SeqLM.from_pretrained(str(tmp_path / "saved"))
+    checkpoint = tmp_path / "out" / "checkpoint-2"
+    loaded = AutoModelForSeq2SeqLM.from_pretrained(str(checkpoint))
     shadows = {e.name: e.shadow for e in quantized_parameters(trainer.model)}
     assert torch.equal(loaded.get_submodule("model.encoder.layers.0.fc1").weight, shadows["model.encoder.layers.0.fc1.weight"])
     assert torch.equal(loaded.lm_head.weight, loaded.model.shared.weight)
-    assert os.path.isfile(tmp_path / "saved" / "hfqd_quant_config.json")
+    assert os.path.isfile(checkpoint / "hfqd_quant_config.json")
 
 
 def test_sequence_level_targets_cached(corpus, tmp_path):

@@ -133,6 +133,24 @@ class QuantizedDistillationTrainer(Seq2SeqTrainer):
         set_quant_step(self.model, self.state.global_step)
         return super().training_step(model, inputs, num_items_in_batch)
 
+    # ---- saving ----
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        """Save the student: packed low-bit weights when it is quantized (see :func:`hfqd.save_packed`).
+
+        Checkpoints written during training (`_internal_call`) keep the full-precision shadows instead, so that
+        training can resume exactly.
+        """
+        if _internal_call or not is_quantized(self.model):
+            return super().save_model(output_dir, _internal_call)
+        from ..hub import save_packed
+
+        output_dir = output_dir if output_dir is not None else self.args.output_dir
+        if self.args.should_save:
+            save_packed(self.accelerator.unwrap_model(self.model), output_dir, tokenizer=self.processing_class)
+        if self.args.push_to_hub:
+            self.push_to_hub(commit_message="Model save", revision=self.args.hub_revision)
+
     # ---- checkpoints --------------------------------------------------------------------------------------------
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:

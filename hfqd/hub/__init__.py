@@ -1,0 +1,19 @@
+"""Packed low-bit checkpoints: saving, `from_pretrained` loading, size report."""
+
+from .bitpack import pack_codes, packed_size, unpack_codes
+from .integration import HfqdConfig, HfqdHfQuantizer
+from .packed import PackedSize, packed_size_report, packed_state_dict, unpack_tensor
+from .save import save_packed
+
+__all__ = [
+    "HfqdConfig",
+    "HfqdHfQuantizer",
+    "PackedSize",
+    "pack_codes",
+    "packed_size",
+    "packed_size_report",
+    "packed_state_dict",
+    "save_packed",
+    "unpack_codes",
+    "unpack_tensor",
+]

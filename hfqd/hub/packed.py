@@ -1,0 +1,150 @@
+"""The packed checkpoint format: bit-packed codes, per-bucket (min, scale), everything else as it is.
+
+For each quantized tensor `P` (e.g. `model.encoder.layers.0.fc1.weight`) the safetensors file holds
+
+    P            uint8, the level codes of the real elements bit-packed at the tensor's width (bucket padding dropped)
+    P_qmin       float32 [n_buckets], each bucket's minimum
+    P_qscale     float32 [n_buckets], each bucket's max - min
+    P_qpoints    float32 [n_points], learned levels in [0, 1] (non-uniform quantization only)
+
+and `config.json` carries `quantization_config = {"quant_method": "hfqd", ...}` with the bits of each tensor.
+Weights are rebuilt with :func:`hfqd.quant.dequantize_codes`, the same function the training forward pass uses,
+so a loaded model computes exactly what the saved one did.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import safetensors.torch
+import torch
+from torch import nn
+
+from ..quant import QuantizedCodes, dequantize_codes, get_quant_config, quantized_parameters
+from ..quant.size import BUCKET_BITS, FP_BITS
+from .bitpack import pack_codes, packed_size, unpack_codes
+
+MIN_SUFFIX, SCALE_SUFFIX, POINTS_SUFFIX = "_qmin", "_qscale", "_qpoints"
+WEIGHTS_NAME = "model.safetensors"
+
+
+def _plain_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """State dict with parametrized weights under their plain names; tied tensors kept once (first name)."""
+    from ..distill.checkpoint import shadow_state_dict
+
+    weights, _ = shadow_state_dict(model)
+    seen: dict[int, str] = {}
+    out = {}
+    for name, tensor in weights.items():
+        key = (tensor.data_ptr(), tensor.numel(), tensor.dtype) if tensor.numel() else None
+        if key is not None and key in seen:
+            continue
+        if key is not None:
+            seen[key] = name
+        out[name] = tensor
+    return out
+
+
+def packed_state_dict(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, dict]]:
+    """Tensors of the packed file and, per quantized tensor, its metadata (bits, bucket size, points)."""
+    tensors = _plain_state_dict(model)
+    info: dict[str, dict] = {}
+    for entry in quantized_parameters(model):
+        q = entry.quantizer.codes(entry.shadow)
+        bits = max(1, (q.levels - 1).bit_length())
+        tensors[entry.name] = pack_codes(q.flat_codes(), bits)
+        tensors[entry.name + MIN_SUFFIX] = q.minimum.float().contiguous()
+        tensors[entry.name + SCALE_SUFFIX] = q.scale.float().contiguous()
+        if q.points is not None:
+            tensors[entry.name + POINTS_SUFFIX] = q.points.detach().float().contiguous()
+        info[entry.name] = {"bits": bits, "bucket_size": entry.quantizer.bucket_size, "levels": q.levels}
+    return {k: v.detach().cpu().contiguous() for k, v in tensors.items()}, info
+
+
+def unpack_tensor(
+    packed: torch.Tensor,
+    minimum: torch.Tensor,
+    scale: torch.Tensor,
+    shape: tuple[int, ...],
+    bits: int,
+    bucket_size: int | None,
+    points: torch.Tensor | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """Rebuild one weight from its packed entries."""
+    numel = 1
+    for d in shape:
+        numel *= d
+    n_buckets = minimum.numel()
+    bucket_len = numel if bucket_size is None or bucket_size >= numel else bucket_size
+    if n_buckets != -(-numel // bucket_len):
+        raise ValueError(
+            f"A tensor of shape {tuple(shape)} in buckets of {bucket_size} has {-(-numel // bucket_len)} buckets, "
+            f"but the checkpoint stores {n_buckets}: the file and its config.json do not match."
+        )
+    codes = unpack_codes(packed, bits, numel)
+    padded = torch.zeros(n_buckets * bucket_len, dtype=torch.uint8)
+    padded[:numel] = codes
+    levels = points.numel() if points is not None else 2**bits
+    q = QuantizedCodes(padded.view(n_buckets, bucket_len), minimum.float(), scale.float(), torch.Size(shape), levels,
+                       points)
+    return dequantize_codes(q, dtype)
+
+
+@dataclass
+class PackedSize:
+    """Bytes of a packed model: on disk, in theory (paper formula), and in fp32."""
+
+    file_bytes: int
+    theoretical_bytes: float
+    fp32_bytes: int
+
+    @property
+    def overhead(self) -> float:
+        """File size over theoretical size (1.0 = no overhead)."""
+        return self.file_bytes / self.theoretical_bytes
+
+
+def packed_size_report(model: nn.Module, weights_file: str) -> PackedSize:
+    """Compare a packed file's size with the theoretical size of ``model`` and with fp32."""
+    from ..quant import model_size
+
+    report = model_size(model)
+    return PackedSize(os.path.getsize(weights_file), report.bits / 8, report.fp32_bits // 8)
+
+
+def quant_config_dict(model: nn.Module, info: dict[str, dict]) -> dict:
+    """The `quantization_config` entry of config.json for a packed model."""
+    from ..version import __version__
+
+    config = get_quant_config(model)
+    default_bits = config.bits if config is not None else None
+    return {
+        "quant_method": "hfqd",
+        "bits": default_bits,
+        "bucket_size": config.bucket_size if config is not None else None,
+        "rounding": config.rounding if config is not None else "nearest",
+        "method": "uniform",
+        "tensor_bits": {name: meta["bits"] for name, meta in info.items() if meta["bits"] != default_bits},
+        "quantized_tensors": sorted(info),
+        "quant_config": config.to_dict() if config is not None else None,
+        "hfqd_version": __version__,
+    }
+
+
+def expected_bytes(info: dict[str, dict], numels: dict[str, int]) -> int:
+    """Bytes the packed codes of ``info`` occupy (a check on the packer, used by tests)."""
+    return sum(packed_size(numels[name], meta["bits"]) for name, meta in info.items())
+
+
+__all__ = [
+    "BUCKET_BITS",
+    "FP_BITS",
+    "PackedSize",
+    "WEIGHTS_NAME",
+    "packed_size_report",
+    "packed_state_dict",
+    "quant_config_dict",
+    "unpack_tensor",
+]

@@ -1,0 +1,42 @@
+"""`save_packed`: write a quantized model as a packed checkpoint that `from_pretrained` loads."""
+
+from __future__ import annotations
+
+import copy
+import os
+
+import safetensors.torch
+from torch import nn
+
+from ..quant import is_quantized
+from ..utils import atomic_directory
+from .packed import WEIGHTS_NAME, packed_state_dict, quant_config_dict
+
+
+def save_packed(model: nn.Module, output_dir: str, tokenizer=None) -> dict:
+    """Save a model quantized by :func:`hfqd.quantize_` as a packed checkpoint in ``output_dir``.
+
+    Writes `model.safetensors` (codes bit-packed, per-bucket min/scale, other tensors as they are), `config.json`
+    with `quantization_config`, `generation_config.json` and the tokenizer when given. The folder is written
+    next to ``output_dir`` and renamed into place, so an interrupted save leaves the previous one intact.
+
+    Returns:
+        The `quantization_config` dict written to config.json.
+    """
+    if not is_quantized(model):
+        raise ValueError("save_packed needs a model quantized by hfqd.quantize_; use save_pretrained for others.")
+    if not hasattr(model, "config"):
+        raise TypeError("save_packed needs a transformers PreTrainedModel (it writes config.json).")
+    tensors, info = packed_state_dict(model)
+    quantization_config = quant_config_dict(model, info)
+    config = copy.deepcopy(model.config)
+    config.quantization_config = quantization_config
+    config.architectures = [type(model).__name__]
+    with atomic_directory(output_dir) as tmp:
+        config.save_pretrained(tmp)
+        if getattr(model, "generation_config", None) is not None and model.can_generate():
+            model.generation_config.save_pretrained(tmp)
+        safetensors.torch.save_file(tensors, os.path.join(tmp, WEIGHTS_NAME), metadata={"format": "pt"})
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
+    return quantization_config
