@@ -35,7 +35,13 @@ from hfqd.data import (
 )
 from hfqd.distill import DistillationArguments, make_marian, make_student_from_config, make_student_from_teacher
 from hfqd.eval.report import ResultRow, write_results
-from hfqd.pipelines.translation import evaluate_translation, order_methods, run_methods, train_model
+from hfqd.pipelines.translation import (
+    evaluate_translation,
+    order_methods,
+    run_methods,
+    save_model_files,
+    train_model,
+)
 from hfqd.quant import model_size
 from hfqd.utils import ensure_available, git_commit, machine_description
 
@@ -98,6 +104,9 @@ class RecipeArguments:
     eval_num_beams: int = field(default=4, metadata={"help": "Beams when scoring test translations."})
     eval_batch_size: int = field(default=64, metadata={"help": "Sentences per batch when scoring."})
     eval_max_new_tokens: int = field(default=128, metadata={"help": "Longest generated translation."})
+    save_models: bool = field(
+        default=True, metadata={"help": "Save the teacher and every student (packed when quantized) under output_dir."}
+    )
 
 
 def load_data(data: DataArguments, seed: int) -> DatasetDict:
@@ -168,10 +177,10 @@ def main(model_args: ModelArguments, data_args: DataArguments, recipe: RecipeArg
             learning_rate=model_args.teacher_learning_rate,
         )
         teacher, teacher_seconds = train_model(teacher, None, tokenizer, train_set, teacher_args)
-        if args.should_save:
-            teacher.save_pretrained(os.path.join(args.output_dir, "teacher"))
-            tokenizer.save_pretrained(os.path.join(args.output_dir, "teacher"))
     teacher.eval()
+    teacher_file_mb = None
+    if args.should_save and recipe.save_models:
+        teacher_file_mb = save_model_files(teacher, os.path.join(args.output_dir, "teacher"), tokenizer)
 
     # ---- students ----
     def make_student():
@@ -195,11 +204,12 @@ def main(model_args: ModelArguments, data_args: DataArguments, recipe: RecipeArg
         rows.append(ResultRow(
             method="teacher", description="teacher, full precision", bits=None,
             params=teacher_size.fp_params, size_mb=teacher_size.megabytes, compression=1.0,
-            metrics=evaluate(teacher), train_seconds=teacher_seconds,
+            metrics=evaluate(teacher), train_seconds=teacher_seconds, file_mb=teacher_file_mb,
         ))
     rows += run_methods(
         specs, make_student, teacher, tokenizer, train_set, args, evaluate, teacher_size.bits,
         is_main_process=args.should_save, display_order=recipe.methods,
+        save_dir=args.output_dir if recipe.save_models else None,
     )
 
     # ---- report ----

@@ -74,3 +74,9 @@ def test_demo_path_on_a_reduced_size(tmp_path):
     assert qd4.size_mb < kd.size_mb and qd4.params == kd.params
     assert (tmp_path / "results.md").read_text().count("\n| ") == len(rows) + 1  # header + rows
     assert (tmp_path / "teacher" / "config.json").is_file()
+    # Quantized rows are saved packed and load back through from_pretrained.
+    from transformers import AutoModelForSeq2SeqLM
+
+    packed = AutoModelForSeq2SeqLM.from_pretrained(str(tmp_path / "qd4"))
+    assert packed.config.quantization_config.bits == 4
+    assert qd4.file_mb < kd.file_mb

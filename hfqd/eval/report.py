@@ -11,7 +11,11 @@ from ..utils import atomic_write_text
 
 @dataclass
 class ResultRow:
-    """One model's line in a comparison table."""
+    """One model's line in a comparison table.
+
+    `size_mb` is the theoretical size (paper formula: codes + 2 floats per bucket + fp32 for the rest);
+    `file_mb` the size of the saved weights file (packed safetensors for quantized models), when it was saved.
+    """
 
     method: str
     description: str
@@ -21,13 +25,15 @@ class ResultRow:
     compression: float
     metrics: dict[str, float] = field(default_factory=dict)
     train_seconds: float | None = None
+    file_mb: float | None = None
     library: str = "hfqd"
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 def markdown_table(rows: list[ResultRow], metric_names: list[str]) -> str:
     """A markdown table with the metrics in the given order."""
-    header = ["method", "description", "bits", "params", "size (MB)", "vs teacher fp32"] + metric_names + ["train (s)"]
+    header = ["method", "description", "bits", "params", "size (MB)", "file (MB)", "vs teacher fp32"]
+    header += metric_names + ["train (s)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
         cells = [
@@ -36,6 +42,7 @@ def markdown_table(rows: list[ResultRow], metric_names: list[str]) -> str:
             "32" if r.bits is None else str(r.bits),
             f"{r.params:,}",
             f"{r.size_mb:.3f}",
+            "-" if r.file_mb is None else f"{r.file_mb:.3f}",
             f"{r.compression:.1f}x",
             *[f"{r.metrics[m]:.2f}" if m in r.metrics else "-" for m in metric_names],
             "-" if r.train_seconds is None else f"{r.train_seconds:.0f}",

@@ -26,7 +26,8 @@ from transformers import DataCollatorForSeq2Seq
 from ..distill import DistillationArguments, QuantizedDistillationTrainer
 from ..eval.report import ResultRow
 from ..eval.translation import corpus_scores, translate
-from ..quant import QuantConfig, model_size, quantize_
+from ..hub import save_packed
+from ..quant import QuantConfig, is_quantized, model_size, quantize_
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +108,16 @@ def evaluate_translation(model, tokenizer, sources, references, num_beams=1, bat
     return corpus_scores(hypotheses, references), hypotheses
 
 
+def save_model_files(model: nn.Module, output_dir: str, tokenizer) -> float:
+    """Save ``model`` (packed when quantized) with its tokenizer; returns the weights file size in MB."""
+    if is_quantized(model):
+        save_packed(model, output_dir, tokenizer=tokenizer)
+    else:
+        model.save_pretrained(output_dir)
+        tokenizer.save_pretrained(output_dir)
+    return os.path.getsize(os.path.join(output_dir, "model.safetensors")) / 1e6
+
+
 def run_methods(
     specs: list[MethodSpec],
     make_student: Callable[[], nn.Module],
@@ -118,8 +129,13 @@ def run_methods(
     teacher_bits: int,
     is_main_process: bool = True,
     display_order: list[str] | None = None,
+    save_dir: str | None = None,
 ) -> list[ResultRow]:
-    """Train and evaluate every method; returns one :class:`ResultRow` per method (main process only)."""
+    """Train and evaluate every method; returns one :class:`ResultRow` per method (main process only).
+
+    With ``save_dir``, each model is saved to ``{save_dir}/{method}`` (packed when quantized) and its file size
+    reported.
+    """
     rows: list[ResultRow] = []
     trained: dict[str, nn.Module] = {}
     for spec in specs:
@@ -141,6 +157,7 @@ def run_methods(
         if is_main_process:
             size = model_size(model)
             metrics = evaluate(model)
+            file_mb = save_model_files(model, os.path.join(save_dir, spec.name), tokenizer) if save_dir else None
             rows.append(
                 ResultRow(
                     method=spec.name,
@@ -151,6 +168,7 @@ def run_methods(
                     compression=teacher_bits / size.bits,
                     metrics=metrics,
                     train_seconds=seconds,
+                    file_mb=file_mb,
                 )
             )
             logger.info(f"{spec.name}: {metrics}")
