@@ -34,10 +34,12 @@ def time_steps(trainer, batch, steps: int, warmup: int) -> list[float]:
     """Seconds per full training step (forward, backward, optimizer step) on one fixed batch."""
     model = trainer.model
     trainer.create_optimizer_and_scheduler(num_training_steps=steps + warmup)
+    trainer.current_gradient_accumulation_steps = 1
+    num_items = (batch["labels"] != -100).sum()
     times = []
     for i in range(warmup + steps):
         start = time.perf_counter()
-        trainer.training_step(model, batch)
+        trainer.training_step(model, batch, num_items)
         trainer.optimizer.step()
         trainer.optimizer.zero_grad(set_to_none=True)
         if i >= warmup:
