@@ -30,21 +30,20 @@ DEFAULT_TEACHER = os.path.join(ROOT, "..", "shared", "models", "multi30k-en-de-m
 DEFAULT_DATA = os.path.join(ROOT, "..", "shared", "data", "multi30k")
 
 
-def time_steps(trainer, batch, steps: int, warmup: int) -> list[float]:
-    """Seconds per full training step (forward, backward, optimizer step) on one fixed batch."""
-    model = trainer.model
-    trainer.create_optimizer_and_scheduler(num_training_steps=steps + warmup)
+def make_stepper(trainer, batch, total_steps: int):
+    """A function running one full training step (forward, backward, optimizer step) on ``batch``."""
+    trainer.create_optimizer_and_scheduler(num_training_steps=total_steps)
     trainer.current_gradient_accumulation_steps = 1
     num_items = (batch["labels"] != -100).sum()
-    times = []
-    for i in range(warmup + steps):
+
+    def step() -> float:
         start = time.perf_counter()
-        trainer.training_step(model, batch, num_items)
+        trainer.training_step(trainer.model, batch, num_items)
         trainer.optimizer.step()
         trainer.optimizer.zero_grad(set_to_none=True)
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-    return times
+        return time.perf_counter() - start
+
+    return step
 
 
 def main() -> None:
@@ -75,7 +74,7 @@ def main() -> None:
         data_name = "synthetic"
     raw["train"] = raw["train"].select(range(opts.batch_size))
     data = tokenize_translation(raw, tokenizer, "en", "de")
-    results = {}
+    steppers, entries = {}, {}
     for label, bits in (("fp distillation", None), (f"QD {opts.bits}-bit", opts.bits)):
         student = make_student_from_teacher(teacher, opts.student_layers, opts.student_layers)
         args = DistillationArguments(
@@ -87,18 +86,27 @@ def main() -> None:
             data_collator=DataCollatorForSeq2Seq(tokenizer, model=student), processing_class=tokenizer,
         )
         batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
-        times = time_steps(trainer, batch, opts.steps, opts.warmup)
-        entry = {"median_s": statistics.median(times), "mean_s": statistics.mean(times), "steps": len(times)}
-        if bits is not None:
-            entries = quantized_parameters(trainer.model)
-            quant_times = []
-            for _ in range(opts.steps):
-                start = time.perf_counter()
-                for e in entries:
-                    e.quantizer.quantize(e.shadow)
-                quant_times.append(time.perf_counter() - start)
-            entry["quantize_all_weights_median_s"] = statistics.median(quant_times)
-        results[label] = entry
+        steppers[label] = make_stepper(trainer, batch, opts.steps + opts.warmup)
+        entries[label] = quantized_parameters(trainer.model)
+    # Interleave the two runs step by step, so drifts of the machine's speed hit both alike.
+    times: dict[str, list[float]] = {label: [] for label in steppers}
+    for i in range(opts.warmup + opts.steps):
+        for label, step in steppers.items():
+            elapsed = step()
+            if i >= opts.warmup:
+                times[label].append(elapsed)
+    results = {
+        label: {"median_s": statistics.median(t), "mean_s": statistics.mean(t), "steps": len(t)}
+        for label, t in times.items()
+    }
+    quantized = entries[f"QD {opts.bits}-bit"]
+    quant_times = []
+    for _ in range(opts.steps):
+        start = time.perf_counter()
+        for e in quantized:
+            e.quantizer.quantize(e.shadow)
+        quant_times.append(time.perf_counter() - start)
+    results[f"QD {opts.bits}-bit"]["quantize_all_weights_median_s"] = statistics.median(quant_times)
     fp, qd = results["fp distillation"]["median_s"], results[f"QD {opts.bits}-bit"]["median_s"]
     overhead = qd / fp - 1
     header = {
