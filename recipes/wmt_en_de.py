@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -34,7 +35,9 @@ from hfqd.data import (
     train_bpe_tokenizer,
 )
 from hfqd.distill import DistillationArguments, make_marian, make_student_from_config, make_student_from_teacher
-from hfqd.eval.report import ResultRow, write_results
+from hfqd.eval.report import ResultRow, markdown_table, write_results
+from hfqd.hub.card import CardInfo, make_model_card
+from hfqd.hub.push import PushError, push_folder
 from hfqd.pipelines.translation import (
     evaluate_translation,
     order_methods,
@@ -104,6 +107,9 @@ class RecipeArguments:
     eval_num_beams: int = field(default=4, metadata={"help": "Beams when scoring test translations."})
     eval_batch_size: int = field(default=64, metadata={"help": "Sentences per batch when scoring."})
     eval_max_new_tokens: int = field(default=128, metadata={"help": "Longest generated translation."})
+    push_method: str | None = field(
+        default=None, metadata={"help": "Row pushed with --push_to_hub (default: the first qd<b> method)."}
+    )
     save_models: bool = field(
         default=True, metadata={"help": "Save the teacher and every student (packed when quantized) under output_dir."}
     )
@@ -174,7 +180,7 @@ def main(model_args: ModelArguments, data_args: DataArguments, recipe: RecipeArg
         teacher_args = dataclasses.replace(
             args, output_dir=os.path.join(args.output_dir, "teacher-run"), bits=None, alpha=0.0,
             distillation_mode="none", num_train_epochs=model_args.teacher_epochs, max_steps=-1,
-            learning_rate=model_args.teacher_learning_rate,
+            learning_rate=model_args.teacher_learning_rate, push_to_hub=False,
         )
         teacher, teacher_seconds = train_model(teacher, None, tokenizer, train_set, teacher_args)
     teacher.eval()
@@ -226,7 +232,49 @@ def main(model_args: ModelArguments, data_args: DataArguments, recipe: RecipeArg
         }
         markdown = write_results(os.path.join(args.output_dir, "results"), rows, ["bleu", "chrf"], header)
         print("\n" + markdown)
+        if recipe.save_models:
+            write_cards(rows, model_args, data_args, args, header["command"])
+            if args.push_to_hub:
+                push_row(rows, recipe, args)
     return rows
+
+
+def write_cards(rows: list[ResultRow], model_args: ModelArguments, data_args: DataArguments,
+                args: DistillationArguments, command: str) -> None:
+    """A model card (README.md) in the folder of every saved quantized student."""
+    for row in rows:
+        folder = os.path.join(args.output_dir, row.method)
+        if row.bits is None or not os.path.isfile(os.path.join(folder, "model.safetensors")):
+            continue
+        table = markdown_table([r for r in rows if r.method in ("teacher", "kd", row.method)], ["bleu", "chrf"])
+        size = model_size(AutoModelForSeq2SeqLM.from_pretrained(folder))
+        card = make_model_card(CardInfo(
+            repo_id=args.hub_model_id or f"{row.method}-{os.path.basename(os.path.normpath(args.output_dir))}",
+            base_model=model_args.teacher if model_args.teacher != "train" else "a teacher trained by this recipe",
+            datasets=[data_args.dataset_dir or data_args.dataset or "synthetic"],
+            bits=row.bits, bucket_size=args.bucket_size, method=re.sub(r"\d+$", "", row.method),
+            results_markdown=f"Test set: {data_args.test_split}; sacreBLEU (13a, cased) and chrF.\n\n{table}",
+            file_bytes=os.path.getsize(os.path.join(folder, "model.safetensors")),
+            theoretical_bytes=row.size_mb * 1e6, fp32_bytes=size.fp32_bits // 8, command=command,
+            language=[data_args.source_lang, data_args.target_lang],
+        ))
+        card.save(os.path.join(folder, "README.md"))
+
+
+def push_row(rows: list[ResultRow], recipe: RecipeArguments, args: DistillationArguments) -> None:
+    """Push the chosen row's saved folder (packed weights, tokenizer, card) to `--hub_model_id`."""
+    quantized = [r.method for r in rows if r.method.startswith("qd")]
+    method = recipe.push_method or (quantized[0] if quantized else None)
+    if method is None or method not in [r.method for r in rows]:
+        raise SystemExit(f"Nothing to push: --push_method {method!r} is not one of the rows {[r.method for r in rows]}.")
+    if not args.hub_model_id:
+        raise SystemExit("--push_to_hub needs --hub_model_id NAME (e.g. me/opus-mt-en-de-4bit).")
+    try:
+        url = push_folder(os.path.join(args.output_dir, method), args.hub_model_id,
+                          private=args.hub_private_repo, token=args.hub_token)
+    except PushError as err:
+        raise SystemExit(str(err)) from err
+    print(f"Pushed {method} to {url}")
 
 
 if __name__ == "__main__":

@@ -56,13 +56,15 @@ def test_bad_method_fails_before_training(tmp_path):
 
 
 @pytest.mark.slow
-def test_demo_path_on_a_reduced_size(tmp_path):
+def test_demo_path_on_a_reduced_size(tmp_path, monkeypatch):
     recipe = _recipe()
+    pushed = []
+    monkeypatch.setattr(recipe, "push_folder", lambda folder, repo, **kw: pushed.append((folder, repo)) or "url")
     argv = [
         "--preset", "demo", "--output_dir", str(tmp_path), "--synthetic_pairs", "400", "--teacher_epochs", "2",
         "--num_train_epochs", "1", "--teacher_d_model", "32", "--teacher_ffn_dim", "64", "--teacher_layers", "2",
         "--student_d_model", "16", "--student_ffn_dim", "32", "--methods", "student", "pm4", "qd4",
-        "--logging_steps", "5", "--eval_max_new_tokens", "24",
+        "--logging_steps", "5", "--eval_max_new_tokens", "24", "--push_to_hub", "--hub_model_id", "me/demo-4bit",
     ]
     rows = recipe.main(*_parse(recipe, argv))
     assert [r.method for r in rows] == ["teacher", "kd", "student", "pm4", "qd4"]
@@ -80,3 +82,6 @@ def test_demo_path_on_a_reduced_size(tmp_path):
     packed = AutoModelForSeq2SeqLM.from_pretrained(str(tmp_path / "qd4"))
     assert packed.config.quantization_config.bits == 4
     assert qd4.file_mb < kd.file_mb
+    card = (tmp_path / "qd4" / "README.md").read_text()
+    assert "quantized distillation" in card and "me/demo-4bit" in card
+    assert pushed == [(str(tmp_path / "qd4"), "me/demo-4bit")]

@@ -151,6 +151,7 @@ def run_methods(
                 bits=spec.bits,
                 alpha=spec.alpha,
                 distillation_mode=spec.mode,
+                push_to_hub=False,  # the recipe pushes the chosen packed model itself, once, at the end
             )
             model, seconds = train_model(make_student(), teacher, tokenizer, train_dataset, args)
             trained[spec.name] = model

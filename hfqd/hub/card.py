@@ -1,0 +1,146 @@
+"""Model cards for packed students, built with huggingface_hub's card utilities."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from huggingface_hub import ModelCard, ModelCardData
+
+from ..version import __version__
+
+_TEMPLATE = """---
+{card_data}
+---
+
+# {title}
+
+A {bits}-bit student of [{base_model}]({base_link}), compressed with
+[hfqd](https://github.com/hfqd/hfqd) by {method_long} (Polino, Pascanu & Alistarh, ICLR 2018).
+Weights are stored bit-packed ({bits} bits per quantized weight, buckets of {bucket_size} values with one fp32
+minimum and scale each); biases and norms stay in fp32.{parent}
+
+## Results
+
+{results}
+
+## Size
+
+| | bytes |
+|---|---|
+| weights file | {file_bytes:,} |
+| theoretical ({bits}-bit codes + bucket scales + fp32 rest) | {theoretical_bytes:,.0f} |
+| the same model in fp32 | {fp32_bytes:,} |
+
+Compression vs. the same architecture in fp32: {ratio:.1f}x.
+
+## How it was made
+
+```bash
+{command}
+```
+
+Training data: {datasets}. {shadows}
+
+## How to use
+
+hfqd registers its quantizer with transformers on import, so import it before loading:
+
+```python
+import hfqd  # noqa: F401  (registers the "hfqd" quantization method)
+from transformers import {auto_class}, AutoTokenizer
+
+model = {auto_class}.from_pretrained("{repo_id}")
+tokenizer = AutoTokenizer.from_pretrained("{repo_id}")
+```
+
+Without `import hfqd`, transformers does not know the `hfqd` quantization method and refuses to load the model.
+
+*Written by hfqd {version}.*
+"""
+
+
+@dataclass
+class CardInfo:
+    """What a model card says about a packed student."""
+
+    repo_id: str
+    base_model: str
+    datasets: list[str]
+    bits: int
+    bucket_size: int | None
+    method: str  # "qd", "dq", "qat", "pm"
+    results_markdown: str
+    file_bytes: int
+    theoretical_bytes: float
+    fp32_bytes: int
+    command: str
+    task: str = "translation"
+    language: list[str] = field(default_factory=list)
+    metrics: list[str] = field(default_factory=lambda: ["bleu", "chrf"])
+    parent_model: str | None = None
+    shadows_saved: bool = False
+    license: str | None = None
+
+
+_METHODS = {
+    "qd": "quantized distillation",
+    "dq": "differentiable quantization",
+    "qat": "quantization-aware training (no teacher)",
+    "pm": "post-training quantization",
+}
+_AUTO = {"translation": "AutoModelForSeq2SeqLM", "image-classification": "AutoModelForImageClassification"}
+
+
+def _hub_id(name: str) -> str | None:
+    """A Hub id for card metadata, or None for local paths (which mean nothing to a reader of the card)."""
+    if os.path.exists(name) or name.startswith((".", "/", "~")):
+        return None
+    return name
+
+
+def make_model_card(info: CardInfo) -> ModelCard:
+    """A model card with metadata (library, tags, base_model, datasets, metrics) and the results table."""
+    base = _hub_id(info.parent_model or info.base_model)
+    data = ModelCardData(
+        library_name="transformers",
+        base_model=base,
+        datasets=[d for d in (_hub_id(x) for x in info.datasets) if d] or None,
+        metrics=info.metrics,
+        language=info.language or None,
+        license=info.license,
+        pipeline_tag=info.task,
+        tags=["hfqd", "quantized", f"{info.bits}-bit", "distillation", _METHODS.get(info.method, info.method)],
+    )
+    parent = (
+        f"\n\nFine-tuned from the packed hfqd model `{info.parent_model}`, keeping its bit widths."
+        if info.parent_model
+        else ""
+    )
+    content = _TEMPLATE.format(
+        card_data=data.to_yaml(),
+        title=info.repo_id.split("/")[-1],
+        bits=info.bits,
+        base_model=info.base_model,
+        base_link=f"https://huggingface.co/{base}" if base else info.base_model,
+        method_long=_METHODS.get(info.method, info.method),
+        bucket_size=info.bucket_size if info.bucket_size else "the whole tensor",
+        parent=parent,
+        results=info.results_markdown,
+        file_bytes=info.file_bytes,
+        theoretical_bytes=info.theoretical_bytes,
+        fp32_bytes=info.fp32_bytes,
+        ratio=info.fp32_bytes / info.file_bytes,
+        command=info.command,
+        datasets=", ".join(info.datasets) or "not recorded",
+        shadows=(
+            "Full-precision shadow weights are saved beside the packed weights (`hfqd_shadows.safetensors`), so "
+            "fine-tuning resumes from them."
+            if info.shadows_saved
+            else "Only the packed weights are saved; fine-tuning starts from their dequantized values."
+        ),
+        auto_class=_AUTO.get(info.task, "AutoModel"),
+        repo_id=info.repo_id,
+        version=__version__,
+    )
+    return ModelCard(content)
