@@ -87,6 +87,7 @@ class DataArguments:
     synthetic_pairs: int | None = field(
         default=None, metadata={"help": "Generate this many synthetic training pairs instead (offline demo)."}
     )
+    synthetic_domain: str = field(default="general", metadata={"help": "Synthetic lexicon: general or kitchen."})
     source_lang: str = field(default="en", metadata={"help": "Source language code / file suffix."})
     target_lang: str = field(default="de", metadata={"help": "Target language code / file suffix."})
     train_split: str = field(default="train", metadata={"help": "Training split (file prefix with dataset_dir)."})
@@ -117,7 +118,9 @@ class RecipeArguments:
 
 def load_data(data: DataArguments, seed: int) -> DatasetDict:
     if data.synthetic_pairs:
-        return synthetic_translation_dataset(data.synthetic_pairs, seed, data.source_lang, data.target_lang)
+        return synthetic_translation_dataset(
+            data.synthetic_pairs, seed, data.source_lang, data.target_lang, domain=data.synthetic_domain
+        )
     split_map = {"train": data.train_split, "validation": data.validation_split, "test": data.test_split}
     if data.dataset_dir is None:
         ensure_available(data.dataset, "dataset", OFFLINE_HINT)

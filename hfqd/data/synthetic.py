@@ -58,6 +58,39 @@ ADVERBS = [("today", "heute"), ("tomorrow", "morgen"), ("often", "oft"), ("now",
 CONJUNCTIONS = [("because", "weil"), ("while", "während"), ("although", "obwohl"), ("when", "wenn")]
 PREPOSITIONS = [("near", "bei"), ("with", "mit")]  # both take the dative
 
+# A second, shifted domain for fine-tuning demos: kitchen objects and verbs, the same people as subjects.
+KITCHEN_NOUNS = [
+    ("cook", "cooks", "Koch", "Köche", "m"), ("pot", "pots", "Topf", "Töpfe", "m"),
+    ("spoon", "spoons", "Löffel", "Löffel", "m"), ("knife", "knives", "Messer", "Messer", "n"),
+    ("plate", "plates", "Teller", "Teller", "m"), ("cup", "cups", "Tasse", "Tassen", "f"),
+    ("bowl", "bowls", "Schüssel", "Schüsseln", "f"), ("oven", "ovens", "Ofen", "Öfen", "m"),
+    ("fork", "forks", "Gabel", "Gabeln", "f"), ("glass", "glasses", "Glas", "Gläser", "n"),
+    ("pan", "pans", "Pfanne", "Pfannen", "f"), ("bottle", "bottles", "Flasche", "Flaschen", "f"),
+]
+KITCHEN_VERBS = [
+    ("cleans", "clean", "cleaned", "putzt", "putzen", "geputzt"),
+    ("fills", "fill", "filled", "füllt", "füllen", "gefüllt"),
+    ("cuts", "cut", "cut", "schneidet", "schneiden", "geschnitten"),
+    ("heats", "heat", "heated", "erhitzt", "erhitzen", "erhitzt"),
+    ("dries", "dry", "dried", "trocknet", "trocknen", "getrocknet"),
+    ("breaks", "break", "broken", "zerbricht", "zerbrechen", "zerbrochen"),
+]
+
+
+@dataclass(frozen=True)
+class Domain:
+    """A lexicon: who acts (subjects), what is acted on (objects), and the verbs."""
+
+    subjects: tuple
+    objects: tuple
+    verbs: tuple
+
+
+DOMAINS = {
+    "general": Domain(tuple(NOUNS[:ANIMATE]), tuple(NOUNS), tuple(VERBS)),
+    "kitchen": Domain(tuple(NOUNS[:ANIMATE]) + tuple(KITCHEN_NOUNS[:1]), tuple(KITCHEN_NOUNS), tuple(KITCHEN_VERBS)),
+}
+
 DEF = {  # definite article by (case, gender or "pl")
     ("nom", "m"): "der", ("nom", "f"): "die", ("nom", "n"): "das", ("nom", "pl"): "die",
     ("acc", "m"): "den", ("acc", "f"): "die", ("acc", "n"): "das", ("acc", "pl"): "die",
@@ -79,9 +112,9 @@ def _adjective_ending(article: str, case: str, gender: str) -> str:
     return {"m": "er", "f": "e", "n": "es"}[gender]
 
 
-def _noun_phrase(rng: random.Random, case: str, animate: bool) -> tuple[str, str, bool]:
-    """(english, german, plural) for a random noun phrase in the given German case."""
-    noun = rng.choice(NOUNS[:ANIMATE] if animate else NOUNS)
+def _noun_phrase(rng: random.Random, case: str, nouns) -> tuple[str, str, bool, str]:
+    """(english, german, plural, gender) for a random noun phrase in the given German case."""
+    noun = rng.choice(nouns)
     plural = rng.random() < 0.3
     article = "def" if plural or rng.random() < 0.6 else "indef"
     adjectives = rng.sample(ADJECTIVES, k=rng.choice([0, 0, 1, 1, 2]))
@@ -94,7 +127,7 @@ def _noun_phrase(rng: random.Random, case: str, animate: bool) -> tuple[str, str
     ending = _adjective_ending(article, case, gender)
     en = " ".join([en_article] + [a[0] for a in adjectives] + [en_noun])
     de = " ".join([de_article] + [a[1].removesuffix("e") + ending for a in adjectives] + [de_noun])
-    return en, de, plural
+    return en, de, plural, gender
 
 
 @dataclass
@@ -117,55 +150,45 @@ class _Clause:
         return " ".join(w for w in [conjunction, self.subject, self.rest, self.participle, self.finite] if w)
 
 
-def _verb_phrase(rng: random.Random, plural: bool, perfect: bool) -> tuple[str, str, str]:
+def _verb_phrase(rng: random.Random, domain: Domain, plural: bool, perfect: bool) -> tuple[str, str, str]:
     """(english verb group, german finite verb, german participle)."""
-    verb = rng.choice(VERBS)
+    verb = rng.choice(domain.verbs)
     if perfect:
         return ("have " if plural else "has ") + verb[2], "haben" if plural else "hat", verb[5]
     return (verb[1], verb[4], "") if plural else (verb[0], verb[3], "")
 
 
-def _clause(rng: random.Random, allow_relative: bool = True) -> _Clause:
-    subj_en, subj_de, plural = _noun_phrase(rng, "nom", animate=True)
-    if allow_relative and rng.random() < 0.2:
-        # Relative clause on the subject: the German pronoun agrees with the noun; its verb goes last.
-        gender = "pl" if plural else _gender_of(subj_de)
-        rel_en, rel_obj_de = _relative_parts(rng, plural)
-        subj_en = f"{subj_en} who {rel_en[0]} {rel_en[1]}"
-        subj_de = f"{subj_de} , {DEF[('nom', gender)]} {rel_obj_de} ,"
-    perfect = rng.random() < 0.3
-    verb_en, finite, participle = _verb_phrase(rng, plural, perfect)
-    obj_en, obj_de, _ = _noun_phrase(rng, "acc", animate=False)
+def _object_phrase(rng: random.Random, domain: Domain) -> tuple[str, str]:
+    """Accusative object, sometimes with a dative prepositional phrase."""
+    obj_en, obj_de, _, _ = _noun_phrase(rng, "acc", domain.objects)
     if rng.random() < 0.25:
         prep = rng.choice(PREPOSITIONS)
-        pp_en, pp_de, _ = _noun_phrase(rng, "dat", animate=False)
+        pp_en, pp_de, _, _ = _noun_phrase(rng, "dat", domain.objects)
         obj_en, obj_de = f"{obj_en} {prep[0]} {pp_en}", f"{obj_de} {prep[1]} {pp_de}"
+    return obj_en, obj_de
+
+
+def _clause(rng: random.Random, domain: Domain, allow_relative: bool = True) -> _Clause:
+    subj_en, subj_de, plural, gender = _noun_phrase(rng, "nom", domain.subjects)
+    if allow_relative and rng.random() < 0.2:
+        # Relative clause on the subject: the German pronoun agrees with the noun; its verb goes last.
+        rel_verb, rel_finite, rel_participle = _verb_phrase(rng, domain, plural, rng.random() < 0.3)
+        rel_obj_en, rel_obj_de, _, _ = _noun_phrase(rng, "acc", domain.objects)
+        subj_en = f"{subj_en} who {rel_verb} {rel_obj_en}"
+        relative = " ".join(w for w in [DEF[("nom", gender)], rel_obj_de, rel_participle, rel_finite] if w)
+        subj_de = f"{subj_de} , {relative} ,"
+    verb_en, finite, participle = _verb_phrase(rng, domain, plural, rng.random() < 0.3)
+    obj_en, obj_de = _object_phrase(rng, domain)
     return _Clause(f"{subj_en} {verb_en} {obj_en}", subj_de, finite, obj_de, participle)
-
-
-def _gender_of(noun_phrase_de: str) -> str:
-    head = noun_phrase_de.split()[-1]
-    for noun in NOUNS:
-        if noun[2] == head:
-            return noun[4]
-    raise KeyError(head)
-
-
-def _relative_parts(rng: random.Random, plural: bool) -> tuple[tuple[str, str], str]:
-    """English (verb group, object) and German "object [participle] verb" of a subject relative clause."""
-    verb_en, finite, participle = _verb_phrase(rng, plural, rng.random() < 0.3)
-    obj_en, obj_de, _ = _noun_phrase(rng, "acc", animate=False)
-    german = " ".join(w for w in [obj_de, participle, finite] if w)
-    return (verb_en, obj_en), german
 
 
 def _capitalize(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def make_pair(rng: random.Random) -> tuple[str, str]:
+def make_pair(rng: random.Random, domain: Domain = DOMAINS["general"]) -> tuple[str, str]:
     """One (english, german) sentence pair."""
-    clause = _clause(rng)
+    clause = _clause(rng, domain)
     if rng.random() < 0.3:  # fronted adverb: the German finite verb stays second, before the subject
         adverb = rng.choice(ADVERBS)
         english, german = f"{adverb[0]} {clause.english}", clause.main(front=adverb[1])
@@ -173,22 +196,29 @@ def make_pair(rng: random.Random) -> tuple[str, str]:
         english, german = clause.english, clause.main()
     if rng.random() < 0.35:  # subordinate clause: German verb last
         conj = rng.choice(CONJUNCTIONS)
-        sub = _clause(rng, allow_relative=False)
+        sub = _clause(rng, domain, allow_relative=False)
         english += f" {conj[0]} {sub.english}"
         german += " , " + sub.subordinate(conj[1])
     return _capitalize(english) + " .", _capitalize(german) + " ."
 
 
-def synthetic_pairs(n: int, seed: int = 0) -> list[tuple[str, str]]:
-    """``n`` sentence pairs, identical for the same seed on every machine."""
+def synthetic_pairs(n: int, seed: int = 0, domain: str = "general") -> list[tuple[str, str]]:
+    """``n`` sentence pairs of ``domain`` (`general` or `kitchen`), identical for the same seed everywhere."""
     if n < 1:
         raise ValueError(f"`n` must be positive, got {n}.")
+    if domain not in DOMAINS:
+        raise ValueError(f"Unknown synthetic domain {domain!r}; choose from {sorted(DOMAINS)}.")
     rng = random.Random(seed)
-    return [make_pair(rng) for _ in range(n)]
+    return [make_pair(rng, DOMAINS[domain]) for _ in range(n)]
 
 
 def synthetic_translation_dataset(
-    n_train: int, seed: int = 0, source_lang: str = "en", target_lang: str = "de", n_eval: int | None = None
+    n_train: int,
+    seed: int = 0,
+    source_lang: str = "en",
+    target_lang: str = "de",
+    n_eval: int | None = None,
+    domain: str = "general",
 ):
     """A `DatasetDict` with train/validation/test splits in the `translation` layout.
 
@@ -198,7 +228,7 @@ def synthetic_translation_dataset(
     from datasets import Dataset, DatasetDict
 
     n_eval = max(50, n_train // 20) if n_eval is None else n_eval
-    pairs = synthetic_pairs(n_train + 3 * n_eval, seed=seed)
+    pairs = synthetic_pairs(n_train + 3 * n_eval, seed=seed, domain=domain)
     train = pairs[:n_train]
     seen = {en for en, _ in train}
     held_out = [(en, de) for en, de in pairs[n_train:] if en not in seen][: 2 * n_eval]

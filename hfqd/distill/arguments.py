@@ -29,6 +29,10 @@ class DistillationArguments(Seq2SeqTrainingArguments):
         rounding: `"nearest"` or `"stochastic"`.
         quant_include / quant_exclude: glob patterns on module names to quantize / keep in full precision.
         keep_first_last: keep the first and last quantizable layers in full precision.
+        requantize: for a student loaded from a packed hfqd checkpoint, use these arguments' quantization settings
+            instead of the saved ones.
+        save_shadows: `save_model` also writes the full-precision shadow weights beside the packed ones, so a later
+            fine-tuning resumes from them.
         teacher_dtype: dtype the teacher runs in.
         sequence_num_beams / sequence_max_length / sequence_batch_size: teacher decoding for `"sequence"` mode.
         sequence_cache_dir: where teacher translations are cached (default: `<HF_HOME>/hfqd/sequence_kd`).
@@ -52,6 +56,14 @@ class DistillationArguments(Seq2SeqTrainingArguments):
     )
     keep_first_last: bool = field(
         default=False, metadata={"help": "Keep the first and last quantizable layers in full precision."}
+    )
+    requantize: bool = field(
+        default=False,
+        metadata={"help": "Quantize a packed hfqd student with these settings instead of the ones it was saved with."},
+    )
+    save_shadows: bool = field(
+        default=False,
+        metadata={"help": "Save full-precision shadow weights beside the packed ones (for later fine-tuning)."},
     )
     teacher_dtype: str = field(
         default="float32", metadata={"help": "Teacher dtype.", "choices": list(TEACHER_DTYPES)}

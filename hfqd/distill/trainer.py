@@ -54,7 +54,11 @@ class QuantizedDistillationTrainer(Seq2SeqTrainer):
         if teacher_model is not None and args.distillation_mode == "token":
             check_same_vocabulary(teacher_model, model)
         config = args.quant_config()
-        if config is not None and not is_quantized(model):
+        from ..hub.finetune import prepare_packed_student
+
+        if prepare_packed_student(model, override=config if args.requantize else None):
+            logger.info(f"Training a packed hfqd student with {get_quant_config(model)}.")
+        elif config is not None and not is_quantized(model):
             quantize_(model, config)
         elif config is None and is_quantized(model):
             logger.info("The student is already quantized; training it with its own quantization settings.")
@@ -147,7 +151,8 @@ class QuantizedDistillationTrainer(Seq2SeqTrainer):
 
         output_dir = output_dir if output_dir is not None else self.args.output_dir
         if self.args.should_save:
-            save_packed(self.accelerator.unwrap_model(self.model), output_dir, tokenizer=self.processing_class)
+            save_packed(self.accelerator.unwrap_model(self.model), output_dir, tokenizer=self.processing_class,
+                        save_shadows=self.args.save_shadows)
         if self.args.push_to_hub:
             self.push_to_hub(commit_message="Model save", revision=self.args.hub_revision)
 

@@ -8,17 +8,20 @@ import os
 import safetensors.torch
 from torch import nn
 
-from ..quant import is_quantized
+from ..quant import is_quantized, quantized_parameters
+from .finetune import SHADOWS_NAME
 from ..utils import atomic_directory
 from .packed import WEIGHTS_NAME, packed_state_dict, quant_config_dict
 
 
-def save_packed(model: nn.Module, output_dir: str, tokenizer=None) -> dict:
+def save_packed(model: nn.Module, output_dir: str, tokenizer=None, save_shadows: bool = False) -> dict:
     """Save a model quantized by :func:`hfqd.quantize_` as a packed checkpoint in ``output_dir``.
 
     Writes `model.safetensors` (codes bit-packed, per-bucket min/scale, other tensors as they are), `config.json`
     with `quantization_config`, `generation_config.json` and the tokenizer when given. The folder is written
     next to ``output_dir`` and renamed into place, so an interrupted save leaves the previous one intact.
+    With ``save_shadows``, the full-precision shadow weights go to `hfqd_shadows.safetensors` as well, so that a
+    later fine-tuning resumes from them rather than from the dequantized values.
 
     Returns:
         The `quantization_config` dict written to config.json.
@@ -39,4 +42,7 @@ def save_packed(model: nn.Module, output_dir: str, tokenizer=None) -> dict:
         safetensors.torch.save_file(tensors, os.path.join(tmp, WEIGHTS_NAME), metadata={"format": "pt"})
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
+        if save_shadows:
+            shadows = {e.name: e.shadow.detach().cpu().contiguous() for e in quantized_parameters(model)}
+            safetensors.torch.save_file(shadows, os.path.join(tmp, SHADOWS_NAME), metadata={"format": "pt"})
     return quantization_config
