@@ -17,6 +17,7 @@ Local parallel files (Multi30k layout) and a local teacher:
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import re
@@ -60,9 +61,12 @@ OFFLINE_HINT = (
 class ModelArguments:
     teacher: str = field(
         default="Helsinki-NLP/opus-mt-en-de",
-        metadata={"help": "Teacher: Hub id or local folder, or 'train' to train one on the data (demo)."},
+        metadata={"help": "Teacher: Hub id or folder; 'train' trains one on the data (demo); 'none' fine-tunes "
+                          "--student on labels only."},
     )
-    student: str | None = field(default=None, metadata={"help": "Student checkpoint (Hub id or folder) to start from."})
+    student: str | None = field(
+        default=None, metadata={"help": "Student to start from (Hub id or folder), e.g. a packed hfqd model to fine-tune."}
+    )
     student_encoder_layers: int | None = field(default=None, metadata={"help": "Student encoder depth."})
     student_decoder_layers: int | None = field(default=None, metadata={"help": "Student decoder depth."})
     student_d_model: int | None = field(
@@ -136,33 +140,67 @@ def command_line() -> str:
     return " ".join(["accelerate launch recipes/wmt_en_de.py"] + sys.argv[1:])
 
 
+def load_teacher(model_args: ModelArguments, data_args: DataArguments, raw: DatasetDict, seed: int):
+    """(teacher or None, tokenizer): loaded, or built untrained over a tokenizer trained on the data."""
+    if model_args.teacher == "train":
+        langs = (data_args.source_lang, data_args.target_lang)
+        tokenizer = train_bpe_tokenizer(
+            [ex[lang] for ex in raw["train"]["translation"] for lang in langs], vocab_size=model_args.tokenizer_vocab_size
+        )
+        teacher = make_marian(
+            tokenizer, model_args.teacher_d_model, model_args.teacher_layers, model_args.teacher_layers,
+            model_args.teacher_attention_heads, model_args.teacher_ffn_dim, seed=seed,
+        )
+        return teacher, tokenizer
+    if model_args.teacher == "none":
+        return None, AutoTokenizer.from_pretrained(model_args.student)
+    return AutoModelForSeq2SeqLM.from_pretrained(model_args.teacher), AutoTokenizer.from_pretrained(model_args.teacher)
+
+
+def student_factory(model_args: ModelArguments, teacher, seed: int):
+    """A function returning a fresh student: loaded (`--student`), copied from the teacher, or from a config."""
+
+    def make_student():
+        if model_args.student:
+            return AutoModelForSeq2SeqLM.from_pretrained(model_args.student)
+        enc = model_args.student_encoder_layers or max(1, teacher.config.encoder_layers // 2)
+        dec = model_args.student_decoder_layers or max(1, teacher.config.decoder_layers // 2)
+        if not model_args.student_d_model:
+            return make_student_from_teacher(teacher, enc, dec)
+        width, ffn = model_args.student_d_model, model_args.student_ffn_dim or 4 * model_args.student_d_model
+        heads = model_args.student_attention_heads or teacher.config.encoder_attention_heads
+        return make_student_from_config(
+            teacher, seed=seed, d_model=width, encoder_layers=enc, decoder_layers=dec, encoder_ffn_dim=ffn,
+            decoder_ffn_dim=ffn, encoder_attention_heads=heads, decoder_attention_heads=heads,
+        )
+
+    return make_student
+
+
 def main(model_args: ModelArguments, data_args: DataArguments, recipe: RecipeArguments, args: DistillationArguments):
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     set_seed(args.seed)
-    specs = order_methods(recipe.methods, args.alpha)  # bad method names fail before any work
+    has_teacher = model_args.teacher != "none"
+    if not has_teacher and not model_args.student:
+        raise SystemExit("--teacher none needs --student PATH (the model to fine-tune).")
+    specs = order_methods(recipe.methods, args.alpha, has_teacher)  # bad method names fail before any work
+    for name in (model_args.teacher, model_args.student):
+        if name and name not in ("train", "none"):
+            ensure_available(name, "model", OFFLINE_HINT)
 
-    # ---- teacher and tokenizer ----
-    if model_args.teacher != "train":
-        ensure_available(model_args.teacher, "teacher model", OFFLINE_HINT)
+    # ---- data, teacher, tokenizer ----
     raw = load_data(data_args, args.seed)
     if data_args.max_train_samples:
         raw["train"] = raw["train"].select(range(min(data_args.max_train_samples, len(raw["train"]))))
     if data_args.max_eval_samples:
         raw["test"] = raw["test"].select(range(min(data_args.max_eval_samples, len(raw["test"]))))
-    if model_args.teacher == "train":
-        texts = [ex[lang] for ex in raw["train"]["translation"] for lang in (data_args.source_lang, data_args.target_lang)]
-        tokenizer = train_bpe_tokenizer(texts, vocab_size=model_args.tokenizer_vocab_size)
-        teacher = make_marian(
-            tokenizer, model_args.teacher_d_model, model_args.teacher_layers, model_args.teacher_layers,
-            model_args.teacher_attention_heads, model_args.teacher_ffn_dim, seed=args.seed,
-        )
-    else:
-        tokenizer = AutoTokenizer.from_pretrained(model_args.teacher)
-        teacher = AutoModelForSeq2SeqLM.from_pretrained(model_args.teacher)
-    positions = getattr(teacher.config, "max_position_embeddings", None)
+    teacher, tokenizer = load_teacher(model_args, data_args, raw, args.seed)
+    make_student = student_factory(model_args, teacher, args.seed)
+    reference = teacher if teacher is not None else make_student()
+    positions = getattr(reference.config, "max_position_embeddings", None)
     for name in ("max_source_length", "max_target_length"):
         if positions and getattr(data_args, name) > positions:
-            logger.warning(f"--{name} {getattr(data_args, name)} exceeds the teacher's {positions} positions; using {positions}.")
+            logger.warning(f"--{name} {getattr(data_args, name)} exceeds the model's {positions} positions; using {positions}.")
             setattr(data_args, name, positions)
     data = tokenize_translation(
         raw, tokenizer, data_args.source_lang, data_args.target_lang,
@@ -178,45 +216,31 @@ def main(model_args: ModelArguments, data_args: DataArguments, recipe: RecipeArg
         )
         return scores
 
-    teacher_seconds = None
-    if model_args.teacher == "train":
-        teacher_args = dataclasses.replace(
-            args, output_dir=os.path.join(args.output_dir, "teacher-run"), bits=None, alpha=0.0,
-            distillation_mode="none", num_train_epochs=model_args.teacher_epochs, max_steps=-1,
-            learning_rate=model_args.teacher_learning_rate, push_to_hub=False,
-        )
-        teacher, teacher_seconds = train_model(teacher, None, tokenizer, train_set, teacher_args)
-    teacher.eval()
-    teacher_file_mb = None
-    if args.should_save and recipe.save_models:
-        teacher_file_mb = save_model_files(teacher, os.path.join(args.output_dir, "teacher"), tokenizer)
+    rows = []
+    if teacher is not None:
+        teacher_seconds = None
+        if model_args.teacher == "train":
+            teacher_args = dataclasses.replace(
+                args, output_dir=os.path.join(args.output_dir, "teacher-run"), bits=None, alpha=0.0,
+                distillation_mode="none", num_train_epochs=model_args.teacher_epochs, max_steps=-1,
+                learning_rate=model_args.teacher_learning_rate, push_to_hub=False,
+            )
+            teacher, teacher_seconds = train_model(teacher, None, tokenizer, train_set, teacher_args)
+        teacher.eval()
+        if args.should_save:
+            file_mb = save_model_files(teacher, os.path.join(args.output_dir, "teacher"), tokenizer) \
+                if recipe.save_models else None
+            size = model_size(teacher)
+            rows.append(ResultRow(
+                method="teacher", description="teacher, full precision", bits=None, params=size.fp_params,
+                size_mb=size.megabytes, compression=1.0, metrics=evaluate(teacher), train_seconds=teacher_seconds,
+                file_mb=file_mb,
+            ))
 
     # ---- students ----
-    def make_student():
-        if model_args.student:
-            return AutoModelForSeq2SeqLM.from_pretrained(model_args.student)
-        enc = model_args.student_encoder_layers or max(1, teacher.config.encoder_layers // 2)
-        dec = model_args.student_decoder_layers or max(1, teacher.config.decoder_layers // 2)
-        if model_args.student_d_model:
-            return make_student_from_config(
-                teacher, seed=args.seed, d_model=model_args.student_d_model, encoder_layers=enc, decoder_layers=dec,
-                encoder_ffn_dim=model_args.student_ffn_dim or 4 * model_args.student_d_model,
-                decoder_ffn_dim=model_args.student_ffn_dim or 4 * model_args.student_d_model,
-                encoder_attention_heads=model_args.student_attention_heads or teacher.config.encoder_attention_heads,
-                decoder_attention_heads=model_args.student_attention_heads or teacher.config.decoder_attention_heads,
-            )
-        return make_student_from_teacher(teacher, enc, dec)
-
-    teacher_size = model_size(teacher)
-    rows = []
-    if args.should_save:
-        rows.append(ResultRow(
-            method="teacher", description="teacher, full precision", bits=None,
-            params=teacher_size.fp_params, size_mb=teacher_size.megabytes, compression=1.0,
-            metrics=evaluate(teacher), train_seconds=teacher_seconds, file_mb=teacher_file_mb,
-        ))
+    # Compression is measured against the teacher in fp32 (or, without a teacher, the student's own fp32 size).
     rows += run_methods(
-        specs, make_student, teacher, tokenizer, train_set, args, evaluate, teacher_size.bits,
+        specs, make_student, teacher, tokenizer, train_set, args, evaluate, model_size(reference).fp32_bits,
         is_main_process=args.should_save, display_order=recipe.methods,
         save_dir=args.output_dir if recipe.save_models else None,
     )
@@ -231,6 +255,7 @@ def main(model_args: ModelArguments, data_args: DataArguments, recipe: RecipeArg
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "test set": f"{data_args.test_split} ({len(test_refs)} sentences), beams={recipe.eval_num_beams}",
             "metrics": "sacreBLEU (13a, cased, detokenized) and chrF",
+            "compression": "vs the teacher in fp32" if has_teacher else "vs the student's architecture in fp32",
             "truncated": truncated or "none",
         }
         markdown = write_results(os.path.join(args.output_dir, "results"), rows, ["bleu", "chrf"], header)
@@ -249,19 +274,34 @@ def write_cards(rows: list[ResultRow], model_args: ModelArguments, data_args: Da
         folder = os.path.join(args.output_dir, row.method)
         if row.bits is None or not os.path.isfile(os.path.join(folder, "model.safetensors")):
             continue
-        table = markdown_table([r for r in rows if r.method in ("teacher", "kd", row.method)], ["bleu", "chrf"])
+        shown = ("teacher", "kd", "initial", row.method)
+        table = markdown_table([r for r in rows if r.method in shown], ["bleu", "chrf"])
         size = model_size(AutoModelForSeq2SeqLM.from_pretrained(folder))
         card = make_model_card(CardInfo(
             repo_id=args.hub_model_id or f"{row.method}-{os.path.basename(os.path.normpath(args.output_dir))}",
-            base_model=model_args.teacher if model_args.teacher != "train" else "a teacher trained by this recipe",
+            base_model=model_args.teacher if model_args.teacher not in ("train", "none") else (
+                model_args.student or "a teacher trained by this recipe"),
+            parent_model=model_args.student,
             datasets=[data_args.dataset_dir or data_args.dataset or "synthetic"],
-            bits=row.bits, bucket_size=args.bucket_size, method=re.sub(r"\d+$", "", row.method),
+            bits=row.bits, bucket_size=size_config_bucket(folder),
+            method="qd" if row.method == "finetune" and has_teacher(model_args) else
+            "qat" if row.method == "finetune" else re.sub(r"\d+$", "", row.method),
             results_markdown=f"Test set: {data_args.test_split}; sacreBLEU (13a, cased) and chrF.\n\n{table}",
             file_bytes=os.path.getsize(os.path.join(folder, "model.safetensors")),
             theoretical_bytes=row.size_mb * 1e6, fp32_bytes=size.fp32_bits // 8, command=command,
             language=[data_args.source_lang, data_args.target_lang],
         ))
         card.save(os.path.join(folder, "README.md"))
+
+
+def has_teacher(model_args: ModelArguments) -> bool:
+    return model_args.teacher != "none"
+
+
+def size_config_bucket(folder: str) -> int | None:
+    """Bucket size recorded in a packed folder's config.json."""
+    with open(os.path.join(folder, "config.json")) as f:
+        return json.load(f)["quantization_config"]["bucket_size"]
 
 
 def push_row(rows: list[ResultRow], recipe: RecipeArguments, args: DistillationArguments) -> None:

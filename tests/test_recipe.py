@@ -85,3 +85,26 @@ def test_demo_path_on_a_reduced_size(tmp_path, monkeypatch):
     card = (tmp_path / "qd4" / "README.md").read_text()
     assert "quantized distillation" in card and "me/demo-4bit" in card
     assert pushed == [(str(tmp_path / "qd4"), "me/demo-4bit")]
+
+
+@pytest.mark.slow
+def test_finetune_a_packed_student_on_a_new_domain(tmp_path):
+    recipe = _recipe()
+    first = [
+        "--preset", "demo", "--output_dir", str(tmp_path / "demo"), "--synthetic_pairs", "300", "--teacher_epochs",
+        "1", "--num_train_epochs", "1", "--teacher_d_model", "32", "--teacher_ffn_dim", "64", "--teacher_layers", "1",
+        "--student_d_model", "16", "--student_ffn_dim", "32", "--methods", "qd4", "--eval_max_new_tokens", "16",
+    ]
+    recipe.main(*_parse(recipe, first))
+    second = [
+        "--preset", "finetune_demo", "--student", str(tmp_path / "demo" / "qd4"), "--output_dir",
+        str(tmp_path / "ft"), "--synthetic_pairs", "300", "--num_train_epochs", "1", "--eval_max_new_tokens", "16",
+    ]
+    rows = recipe.main(*_parse(recipe, second))
+    assert [r.method for r in rows] == ["initial", "finetune"]
+    assert all(r.bits == 4 for r in rows) and rows[0].params == rows[1].params
+    card = (tmp_path / "ft" / "finetune" / "README.md").read_text()
+    assert "Fine-tuned from the packed hfqd model" in card
+    from transformers import AutoModelForSeq2SeqLM
+
+    assert AutoModelForSeq2SeqLM.from_pretrained(str(tmp_path / "ft" / "finetune")).config.quantization_config.bits == 4

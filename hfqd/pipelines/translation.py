@@ -7,6 +7,8 @@ Method names (a recipe's `--methods`):
     pm{b}      post-training ("post-mortem") quantization of the `kd` student to b bits, no training
     qat{b}     quantization-aware training on labels only (no teacher), b bits
     qd{b}      quantized distillation, b bits
+    initial    the given student as it is (e.g. a packed model before fine-tuning), no training
+    finetune   the given student trained further; a packed student keeps its quantization settings
 """
 
 from __future__ import annotations
@@ -27,11 +29,12 @@ from ..distill import DistillationArguments, QuantizedDistillationTrainer
 from ..eval.report import ResultRow
 from ..eval.translation import corpus_scores, translate
 from ..hub import save_packed
-from ..quant import QuantConfig, is_quantized, model_size, quantize_
+from ..hub.finetune import prepare_packed_student
+from ..quant import QuantConfig, get_quant_config, is_quantized, model_size, quantize_
 
 logger = logging.getLogger(__name__)
 
-_METHOD = re.compile(r"^(student|kd|seqkd|pm(?P<pm>\d)|qat(?P<qat>\d)|qd(?P<qd>\d))$")
+_METHOD = re.compile(r"^(student|kd|seqkd|initial|finetune|pm(?P<pm>\d)|qat(?P<qat>\d)|qd(?P<qd>\d))$")
 
 
 @dataclass(frozen=True)
@@ -43,16 +46,26 @@ class MethodSpec:
     bits: int | None
     alpha: float
     mode: str  # distillation_mode of the training run
-    post_training: bool = False
+    post_training: bool = False  # quantize the trained `kd` model, no training
+    evaluate_only: bool = False  # score the student as given
 
 
-def parse_method(name: str, alpha: float) -> MethodSpec:
+def parse_method(name: str, alpha: float, has_teacher: bool = True) -> MethodSpec:
     """Turn a method name (see the module docstring) into a :class:`MethodSpec`."""
     match = _METHOD.match(name)
     if match is None:
         raise ValueError(
-            f"Unknown method {name!r}; use student, kd, seqkd, pm<bits>, qat<bits> or qd<bits> (e.g. qd4)."
+            f"Unknown method {name!r}; use student, kd, seqkd, pm<bits>, qat<bits>, qd<bits> (e.g. qd4), initial "
+            "or finetune."
         )
+    if name == "initial":
+        return MethodSpec(name, "given student, before training", None, 0.0, "none", evaluate_only=True)
+    if name == "finetune":
+        if has_teacher:
+            return MethodSpec(name, "given student, fine-tuned with the teacher", None, alpha, "token")
+        return MethodSpec(name, "given student, fine-tuned on labels", None, 0.0, "none")
+    if not has_teacher and name != "student" and not name.startswith("qat"):
+        raise ValueError(f"Method {name!r} needs a teacher; without one use student, qat<bits>, initial or finetune.")
     if name == "student":
         return MethodSpec(name, "full-precision student, labels only", None, 0.0, "none")
     if name == "kd":
@@ -67,9 +80,9 @@ def parse_method(name: str, alpha: float) -> MethodSpec:
     return MethodSpec(name, f"quantized distillation, {bits}-bit", bits, alpha, "token")
 
 
-def order_methods(names: list[str], alpha: float) -> list[MethodSpec]:
+def order_methods(names: list[str], alpha: float, has_teacher: bool = True) -> list[MethodSpec]:
     """Parse and order methods so that `kd` is trained before the post-training rows that start from it."""
-    specs = [parse_method(n, alpha) for n in names]
+    specs = [parse_method(n, alpha, has_teacher) for n in names]
     if len({s.name for s in specs}) != len(specs):
         raise ValueError(f"Duplicate methods in {names}.")
     if any(s.post_training for s in specs) and not any(s.name == "kd" for s in specs):
@@ -141,7 +154,10 @@ def run_methods(
     for spec in specs:
         logger.info(f"=== {spec.name}: {spec.description} ===")
         seconds = None
-        if spec.post_training:
+        if spec.evaluate_only:
+            model = make_student()
+            prepare_packed_student(model)  # a packed student is counted at its stored bit widths
+        elif spec.post_training:
             model = copy.deepcopy(trained["kd"])
             quantize_(model, QuantConfig(bits=spec.bits, bucket_size=base_args.bucket_size, seed=base_args.seed))
         else:
@@ -159,11 +175,12 @@ def run_methods(
             size = model_size(model)
             metrics = evaluate(model)
             file_mb = save_model_files(model, os.path.join(save_dir, spec.name), tokenizer) if save_dir else None
+            config = get_quant_config(model)
             rows.append(
                 ResultRow(
                     method=spec.name,
                     description=spec.description,
-                    bits=spec.bits,
+                    bits=config.bits if config is not None else None,
                     params=size.quantized_params + size.fp_params,
                     size_mb=size.megabytes,
                     compression=teacher_bits / size.bits,
