@@ -106,3 +106,29 @@ def test_training_a_packed_model_without_import_hfqd_fails(domains, tmp_path):
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode != 0 and "hfqd" in result.stderr
+
+
+def test_packed_learned_points_round_trip_and_stay_trainable(domains, tmp_path):
+    tokenizer, general, _ = domains
+    config = QuantConfig(bits=2, bucket_size=64, method="learned")
+    model = quantize_(tiny_marian(vocab_size=len(tokenizer)), config,
+                      points_per_tensor={"model.encoder.layers.0.fc1.weight": 3})
+    with torch.no_grad():
+        for e in quantized_parameters(model):
+            e.quantizer.points.add_(0.01 * torch.rand_like(e.quantizer.points))
+            e.quantizer.sort_points_()
+    save_packed(model, str(tmp_path / "packed"), tokenizer=tokenizer)
+    loaded = AutoModelForSeq2SeqLM.from_pretrained(str(tmp_path / "packed")).eval()
+    batch = tokenizer(["The dog sees a cat ."], return_tensors="pt")
+    dec = batch["input_ids"][:, :3]
+    with torch.no_grad():
+        assert torch.equal(model(**batch, decoder_input_ids=dec).logits, loaded(**batch, decoder_input_ids=dec).logits)
+    trainer = _trainer(loaded, tokenizer, general, tmp_path, max_steps=3)
+    saved = {e.name: e.quantizer.points for e in quantized_parameters(model)}
+    for entry in quantized_parameters(trainer.model):
+        assert torch.equal(entry.quantizer.points, saved[entry.name])
+        assert entry.quantizer.points.requires_grad
+    assert quantized_parameters(trainer.model)[0].quantizer.points.numel() in (3, 4)
+    before = {e.name: e.quantizer.points.detach().clone() for e in quantized_parameters(trainer.model)}
+    trainer.train()
+    assert any(not torch.equal(e.quantizer.points, before[e.name]) for e in quantized_parameters(trainer.model))

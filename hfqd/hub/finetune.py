@@ -24,10 +24,10 @@ def packed_quant_config(model: nn.Module) -> QuantConfig | None:
     data = config.to_dict() if hasattr(config, "to_dict") else dict(config)
     if data.get("quant_method") != "hfqd":
         return None
-    if data.get("tensor_bits"):
+    if data.get("tensor_bits") and data.get("method") != "learned":
         raise NotImplementedError(
-            "This packed model has different bit widths per tensor, which fine-tuning does not support yet; "
-            "pass requantize=True (--requantize) to train it with one bit width."
+            "This packed model has different bit widths per tensor, which fine-tuning supports only for learned "
+            "points; pass requantize=True (--requantize) to train it with one bit width."
         )
     if data.get("quant_config"):
         return QuantConfig.from_dict(data["quant_config"])
@@ -64,7 +64,13 @@ def prepare_packed_student(model: nn.Module, override: QuantConfig | None = None
     if saved is None or is_quantized(model):
         return False
     config = override or saved
-    quantize_(model, config)
+    hf_quantizer = getattr(model, "hf_quantizer", None)
+    loaded_points = getattr(hf_quantizer, "loaded_points", {}) if override is None else {}
+    quantize_(model, config, points_per_tensor={name: p.numel() for name, p in loaded_points.items()})
+    with torch.no_grad():
+        for entry in quantized_parameters(model):
+            if entry.name in loaded_points:
+                entry.quantizer.points.copy_(loaded_points[entry.name])
     expected = getattr(model.config.quantization_config, "quantized_tensors", None) or []
     got = sorted(e.name for e in quantized_parameters(model))
     if override is None and expected and sorted(expected) != got:

@@ -93,6 +93,10 @@ class HfqdDeserialize(ConversionOps):
     def __init__(self, hf_quantizer: "HfqdHfQuantizer"):
         self.hf_quantizer = hf_quantizer
 
+    def __deepcopy__(self, memo):
+        # transformers deep-copies converters per tensor; all copies must report to the one quantizer.
+        return type(self)(self.hf_quantizer)
+
     def convert(self, input_dict, model=None, full_layer_name: str | None = None, **kwargs):
         def first(key):
             value = input_dict.get(key)
@@ -105,9 +109,13 @@ class HfqdDeserialize(ConversionOps):
         module, _ = get_module_from_name(model, full_layer_name)
         target = module.weight
         config = self.hf_quantizer.quantization_config
+        points = first("weight" + POINTS_SUFFIX)
+        if points is not None:
+            # Kept so that fine-tuning restores the learned points instead of initialising new ones.
+            self.hf_quantizer.loaded_points[full_layer_name] = points.detach().clone().float()
         value = unpack_tensor(
             weight, minimum, scale, tuple(target.shape), config.bits_of(full_layer_name), config.bucket_size,
-            points=first("weight" + POINTS_SUFFIX), dtype=torch.float32,
+            points=points, dtype=torch.float32,
         )
         return {"weight": value.to(target.dtype if target.dtype.is_floating_point else torch.float32)}
 
@@ -119,8 +127,13 @@ class HfqdHfQuantizer(HfQuantizer):
     requires_calibration = True  # only pre-quantized checkpoints: quantize with hfqd.quantize_ instead
     serialized_names = {"weight": ["weight", "weight" + MIN_SUFFIX, "weight" + SCALE_SUFFIX, "weight" + POINTS_SUFFIX]}
 
+    def __init__(self, quantization_config, **kwargs):
+        super().__init__(quantization_config, **kwargs)
+        self.loaded_points: dict[str, torch.Tensor] = {}
+
     def validate_environment(self, *args, **kwargs):
         return None
+
 
     def get_load_operations(self) -> dict:
         return {"deserialize": HfqdDeserialize}

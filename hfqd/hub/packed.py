@@ -125,7 +125,7 @@ def quant_config_dict(model: nn.Module, info: dict[str, dict]) -> dict:
         "bits": default_bits,
         "bucket_size": config.bucket_size if config is not None else None,
         "rounding": config.rounding if config is not None else "nearest",
-        "method": "uniform",
+        "method": config.method if config is not None else "uniform",
         "tensor_bits": {name: meta["bits"] for name, meta in info.items() if meta["bits"] != default_bits},
         "quantized_tensors": sorted(info),
         "quant_config": config.to_dict() if config is not None else None,

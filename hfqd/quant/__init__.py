@@ -1,5 +1,6 @@
 """Pure-PyTorch quantization core of hfqd (no transformers import)."""
 
+from .allocation import Allocation, allocate_points, allocation_report
 from .api import (
     QuantizedParameter,
     dequantize_,
@@ -7,10 +8,12 @@ from .api import (
     get_quant_config,
     is_quantized,
     iter_shadow_names,
+    learned_points,
     quant_state,
     quantize_,
     quantized_parameters,
     set_quant_step,
+    sort_points_,
 )
 from .config import QuantConfig
 from .functions import (
@@ -22,11 +25,26 @@ from .functions import (
     uniform_codes,
     uniform_quantize,
 )
+from .huffman import HuffmanSize, code_frequencies, entropy, huffman_code_lengths, huffman_size, mean_code_length
+from .learned import LearnedQuantizer, initial_points
 from .quantizer import QuantState, UniformQuantizer
 from .size import SizeReport, model_size
 from .ste import StraightThrough, straight_through
 
 __all__ = [
+    "Allocation",
+    "HuffmanSize",
+    "LearnedQuantizer",
+    "allocate_points",
+    "allocation_report",
+    "code_frequencies",
+    "entropy",
+    "huffman_code_lengths",
+    "huffman_size",
+    "initial_points",
+    "learned_points",
+    "mean_code_length",
+    "sort_points_",
     "QuantConfig",
     "QuantState",
     "QuantizedCodes",

@@ -11,6 +11,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from .config import QuantConfig
+from .learned import LearnedQuantizer
 from .quantizer import QuantState, UniformQuantizer
 
 FilterFn = Callable[[nn.Module, str], bool]
@@ -75,7 +76,12 @@ def _select(model: nn.Module, config: QuantConfig, filter_fn: FilterFn | None) -
     return selected
 
 
-def quantize_(model: nn.Module, config: QuantConfig, filter_fn: FilterFn | None = None) -> nn.Module:
+def quantize_(
+    model: nn.Module,
+    config: QuantConfig,
+    filter_fn: FilterFn | None = None,
+    points_per_tensor: dict[str, int] | None = None,
+) -> nn.Module:
     """Quantize the selected weights of ``model`` in place; returns ``model``.
 
     Each selected ``module.weight`` becomes ``Q(module.parametrizations.weight.original)`` in every forward pass;
@@ -85,6 +91,8 @@ def quantize_(model: nn.Module, config: QuantConfig, filter_fn: FilterFn | None 
         model: any `nn.Module`.
         config: a :class:`QuantConfig`.
         filter_fn: optional `(module, name) -> bool` to narrow the selection further.
+        points_per_tensor: for `method="learned"`, the number of points of some tensors (by parameter name), e.g.
+            from :func:`hfqd.quant.allocate_points`; the others get `2**bits`.
 
     Raises:
         ValueError: if ``model`` is already quantized, or nothing matches the selection.
@@ -114,7 +122,12 @@ def quantize_(model: nn.Module, config: QuantConfig, filter_fn: FilterFn | None 
         quantizer = by_param.get(id(weight))
         if quantizer is None:
             param_name = f"{name}.weight" if name else "weight"
-            quantizer = by_param[id(weight)] = UniformQuantizer(config, param_name, state)
+            if config.method == "learned":
+                n_points = (points_per_tensor or {}).get(param_name)
+                quantizer = LearnedQuantizer(config, param_name, state, weight, n_points)
+            else:
+                quantizer = UniformQuantizer(config, param_name, state)
+            by_param[id(weight)] = quantizer
         # unsafe=True: the quantizer keeps shape and dtype, and must not call right_inverse on registration.
         parametrize.register_parametrization(module, "weight", quantizer, unsafe=True)
     hooked = [model] + [m for _, m in selected]
@@ -189,6 +202,18 @@ def dequantize_(model: nn.Module) -> nn.Module:
 
 freeze_ = dequantize_
 """Alias of :func:`dequantize_` (torchao's "convert" step): materialize the quantized weights."""
+
+
+def learned_points(model: nn.Module) -> list[nn.Parameter]:
+    """The learned point vectors of ``model`` (one per quantized tensor), for their own optimizer group."""
+    return [e.quantizer.points for e in quantized_parameters(model) if isinstance(e.quantizer, LearnedQuantizer)]
+
+
+def sort_points_(model: nn.Module) -> None:
+    """Re-sort every learned point vector; call after each optimizer step."""
+    for entry in quantized_parameters(model):
+        if isinstance(entry.quantizer, LearnedQuantizer):
+            entry.quantizer.sort_points_()
 
 
 def get_quant_config(model: nn.Module) -> QuantConfig | None:

@@ -28,6 +28,10 @@ class QuantConfig:
         exclude: glob patterns on module names that stay in full precision (applied after `include`).
         keep_first_last: keep the first and the last selected module in full precision, as the paper's
             `quantize_first_and_last_layer=False` runs do. With tied input/output embeddings both are one tensor.
+        method: `"uniform"` (evenly spaced levels) or `"learned"` (differentiable quantization: `2**bits` points
+            per tensor, trained by gradient descent).
+        points_init: initial learned points, `"quantiles"` of the scaled weights (the paper's default) or
+            `"uniform"`.
     """
 
     bits: int = 4
@@ -38,6 +42,8 @@ class QuantConfig:
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     keep_first_last: bool = False
+    method: str = "uniform"
+    points_init: str = "quantiles"
     version: int = field(default=1, repr=False)
 
     def __post_init__(self) -> None:
@@ -65,6 +71,12 @@ class QuantConfig:
             raise ValueError(f"`rounding` must be one of {ROUNDING_MODES}, got {self.rounding!r}.")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"`seed` must be a non-negative integer, got {self.seed!r}.")
+        if self.method not in ("uniform", "learned"):
+            raise ValueError(f"`method` must be 'uniform' or 'learned', got {self.method!r}.")
+        if self.points_init not in ("quantiles", "uniform"):
+            raise ValueError(f"`points_init` must be 'quantiles' or 'uniform', got {self.points_init!r}.")
+        if self.method == "learned" and self.bits < 1:
+            raise ValueError("Learned quantization needs bits >= 1 (at least 2 points).")
         if not self.module_types:
             raise ValueError("`module_types` is empty: nothing would be quantized.")
 

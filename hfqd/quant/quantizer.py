@@ -93,12 +93,27 @@ class UniformQuantizer(nn.Module):
         grad = torch.is_grad_enabled() and weight.requires_grad
         # Without autograd history the value depends only on the weight's content and the step; with it, it
         # must be rebuilt in every forward pass because backward frees the graph.
-        key = (weight.data_ptr(), weight._version, weight.dtype, self.state.step, self.state.forward_id if grad else -1)
+        key = (weight.data_ptr(), weight._version, weight.dtype, self.state.step, self.state.forward_id if grad else -1,
+               *self._cache_token())
         if self._cache_key == key and self._cache_value is not None:
             return self._cache_value
         value = straight_through(weight, self.quantize) if grad else self.quantize(weight)
         self._cache_key, self._cache_value = key, value
         return value
+
+    def _cache_token(self) -> tuple:
+        """Extra state the quantized value depends on (learned points, in a subclass)."""
+        return ()
+
+    @property
+    def bits_per_weight(self) -> float:
+        """Bits each weight costs in the size accounting."""
+        return float(self.bits)
+
+    @property
+    def extra_bits(self) -> int:
+        """Bits stored per tensor beyond codes and bucket scales (learned points, in a subclass)."""
+        return 0
 
     def clear_cache(self) -> None:
         self._cache_key, self._cache_value = None, None

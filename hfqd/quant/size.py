@@ -20,14 +20,14 @@ class SizeReport:
         quantized_params: values stored as codes.
         fp_params: values stored in fp32 (biases, norms, excluded layers).
         buckets: number of (min, scale) pairs.
-        bits: total size in bits.
+        bits: total size in bits (fractional with learned point counts that are not powers of two).
         fp32_bits: size of the same model with every parameter in fp32.
     """
 
     quantized_params: int
     fp_params: int
     buckets: int
-    bits: int
+    bits: float
     fp32_bits: int
 
     @property
@@ -49,9 +49,11 @@ class SizeReport:
 
 def model_size(model: nn.Module) -> SizeReport:
     """Size of ``model`` as stored by hfqd: each distinct parameter counted once (tied weights once)."""
-    quantized = {id(e.shadow): e for e in quantized_parameters(model)}
+    entries = quantized_parameters(model)
+    quantized = {id(e.shadow): e for e in entries}
     q_params = fp_params = buckets = bits = 0
-    seen: set[int] = set()
+    # Learned points are parameters of the quantizers, counted with their tensor (`extra_bits`).
+    seen: set[int] = {id(p) for e in entries for p in e.quantizer.parameters()}
     for param in model.parameters():  # deduplicates tied parameters
         if id(param) in seen:
             continue
@@ -63,6 +65,7 @@ def model_size(model: nn.Module) -> SizeReport:
         else:
             q_params += entry.numel
             buckets += entry.n_buckets
-            bits += entry.bits * entry.numel + BUCKET_BITS * entry.n_buckets
+            q = entry.quantizer
+            bits += q.bits_per_weight * entry.numel + BUCKET_BITS * entry.n_buckets + q.extra_bits
     total = q_params + fp_params
     return SizeReport(q_params, fp_params, buckets, bits, FP_BITS * total)
