@@ -64,10 +64,12 @@ def test_demo_path_on_a_reduced_size(tmp_path, monkeypatch):
         "--preset", "demo", "--output_dir", str(tmp_path), "--synthetic_pairs", "400", "--teacher_epochs", "2",
         "--num_train_epochs", "1", "--teacher_d_model", "32", "--teacher_ffn_dim", "64", "--teacher_layers", "2",
         "--student_d_model", "16", "--student_ffn_dim", "32", "--methods", "student", "pm4", "qd4",
-        "--logging_steps", "5", "--eval_max_new_tokens", "24", "--push_to_hub", "--hub_model_id", "me/demo-4bit",
+        "dq2", "--logging_steps", "5", "--eval_max_new_tokens", "24", "--push_to_hub", "--hub_model_id", "me/demo-4bit",
     ]
     rows = recipe.main(*_parse(recipe, argv))
-    assert [r.method for r in rows] == ["teacher", "kd", "student", "pm4", "qd4"]
+    assert [r.method for r in rows] == ["teacher", "kd", "student", "pm4", "qd4", "dq2"]
+    dq2 = rows[-1]
+    assert dq2.huffman_mb < dq2.file_mb and dq2.bits == 2
     saved = json.loads((tmp_path / "results.json").read_text())
     assert [r["method"] for r in saved["rows"]] == [r.method for r in rows]
     assert all(0 <= r["metrics"]["bleu"] <= 100 for r in saved["rows"])

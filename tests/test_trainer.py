@@ -170,3 +170,41 @@ def test_predict_with_generate_reports_bleu_and_chrf(corpus, tmp_path):
     metrics = trainer.evaluate()
     assert 0 <= metrics["eval_bleu"] <= 100 and 0 <= metrics["eval_chrf"] <= 100
     assert "eval_loss" in metrics
+
+
+def test_dq_trains_only_points_in_their_own_group(corpus, tmp_path):
+    from hfqd.quant import learned_points
+
+    args = _args(tmp_path, max_steps=5, bits=2, quant_method="learned", train_weights=False,
+                 points_learning_rate=0.05, weight_decay=0.1)
+    trainer = _trainer(corpus, args)
+    shadows = {e.name: e.shadow.detach().clone() for e in quantized_parameters(trainer.model)}
+    points = {e.name: e.quantizer.points.detach().clone() for e in quantized_parameters(trainer.model)}
+    trainer.train()
+    groups = [g for g in trainer.optimizer.param_groups if g.get("hfqd_points")]
+    assert len(groups) == 1 and groups[0]["weight_decay"] == 0.0
+    assert {id(p) for p in groups[0]["params"]} == {id(p) for p in learned_points(trainer.model)}
+    assert all(not g["params"] for g in trainer.optimizer.param_groups if not g.get("hfqd_points"))
+    for e in quantized_parameters(trainer.model):
+        assert torch.equal(e.shadow, shadows[e.name])
+        assert torch.equal(e.quantizer.points, torch.sort(e.quantizer.points).values)
+    assert any(not torch.equal(e.quantizer.points, points[e.name]) for e in quantized_parameters(trainer.model))
+
+
+def test_bit_allocation_in_the_trainer_keeps_the_total(corpus, tmp_path):
+    args = _args(tmp_path, max_steps=1, bits=2, quant_method="learned", allocate_bits=True, allocation_batches=2)
+    trainer = _trainer(corpus, args)
+    counts = {e.name: e.quantizer.points.numel() for e in quantized_parameters(trainer.model)}
+    assert sum(counts.values()) == 4 * len(counts)
+    assert all(n >= 2 for n in counts.values()) and len(set(counts.values())) > 1
+    assert {a.name: a.points for a in trainer.allocation} == counts
+    trainer.train()
+
+
+def test_dq_argument_errors(tmp_path):
+    with pytest.raises(ValueError, match="learned"):
+        _args(tmp_path, allocate_bits=True)
+    with pytest.raises(ValueError, match="learned"):
+        _args(tmp_path, train_weights=False)
+    with pytest.raises(ValueError, match="quant_method|method"):
+        _args(tmp_path, quant_method="kmeans")

@@ -27,6 +27,14 @@ class DistillationArguments(Seq2SeqTrainingArguments):
         bits: bits per quantized weight, 1 to 8; `None` (or 32 on the command line) trains in full precision.
         bucket_size: values per (min, scale) bucket; 0 on the command line means one bucket per tensor.
         rounding: `"nearest"` or `"stochastic"`.
+        quant_method: `"uniform"` levels (quantized distillation) or `"learned"` points (differentiable
+            quantization).
+        points_init / points_learning_rate: initialisation and learning rate of learned points (their own optimizer
+            group, without weight decay).
+        train_weights: with learned points, also train the weights (joint); `False` trains the points only, from a
+            trained full-precision student, as in the paper.
+        allocate_bits / allocation_batches: before training, redistribute the points across tensors in proportion
+            to their gradient norms, estimated on a few batches (learned points only).
         quant_include / quant_exclude: glob patterns on module names to quantize / keep in full precision.
         keep_first_last: keep the first and last quantizable layers in full precision.
         requantize: for a student loaded from a packed hfqd checkpoint, use these arguments' quantization settings
@@ -50,6 +58,20 @@ class DistillationArguments(Seq2SeqTrainingArguments):
         default=256, metadata={"help": "Values per quantization bucket; 0 or None = one bucket per tensor."}
     )
     rounding: str = field(default="nearest", metadata={"help": "nearest | stochastic."})
+    quant_method: str = field(
+        default="uniform",
+        metadata={"help": "uniform (quantized distillation) | learned (differentiable quantization points)."},
+    )
+    points_init: str = field(default="quantiles", metadata={"help": "Learned points init: quantiles | uniform."})
+    points_learning_rate: float = field(default=1e-3, metadata={"help": "Learning rate of the learned points."})
+    train_weights: bool = field(
+        default=True,
+        metadata={"help": "Train the weights too (joint QD+DQ); false trains only the points (the paper's DQ)."},
+    )
+    allocate_bits: bool = field(
+        default=False, metadata={"help": "Redistribute points across tensors by gradient norm before training."}
+    )
+    allocation_batches: int = field(default=5, metadata={"help": "Batches used to estimate gradient norms."})
     quant_include: list[str] = field(default_factory=list, metadata={"help": "Glob patterns of modules to quantize."})
     quant_exclude: list[str] = field(
         default_factory=list, metadata={"help": "Glob patterns of modules kept in full precision."}
@@ -87,6 +109,10 @@ class DistillationArguments(Seq2SeqTrainingArguments):
             self.bits = None
         if self.bucket_size == 0:
             self.bucket_size = None
+        if self.allocate_bits and self.quant_method != "learned":
+            raise ValueError("`allocate_bits` redistributes learned points: set quant_method='learned'.")
+        if not self.train_weights and self.quant_method != "learned":
+            raise ValueError("`train_weights=False` trains only learned points: set quant_method='learned'.")
         self.quant_config()  # validates bits, bucket size and rounding now, not after the data is prepared
 
     @property
@@ -106,4 +132,6 @@ class DistillationArguments(Seq2SeqTrainingArguments):
             include=tuple(self.quant_include),
             exclude=tuple(self.quant_exclude),
             keep_first_last=self.keep_first_last,
+            method=self.quant_method,
+            points_init=self.points_init,
         )

@@ -7,15 +7,37 @@ import os
 
 import torch
 from torch import nn
-from transformers import PreTrainedModel, Seq2SeqTrainer
+from transformers import PreTrainedModel, Seq2SeqTrainer, TrainerCallback
 
-from ..quant import get_quant_config, is_quantized, quantize_, set_quant_step
+from ..hub.finetune import prepare_packed_student
+from ..quant import (
+    Allocation,
+    allocate_points,
+    allocation_report,
+    get_quant_config,
+    is_quantized,
+    learned_points,
+    quantize_,
+    selected_parameters,
+    set_quant_step,
+    sort_points_,
+)
 from .arguments import TEACHER_DTYPES, DistillationArguments
 from .checkpoint import load_shadow_checkpoint, read_quant_config, save_quantization_state, shadow_state_dict
 from .losses import distillation_loss
 from .students import check_same_vocabulary
 
 logger = logging.getLogger(__name__)
+
+
+class SortPointsCallback(TrainerCallback):
+    """Re-sorts learned quantization points after every optimizer step."""
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+
+    def on_step_end(self, args, state, control, **kwargs):
+        sort_points_(self.model)
 
 
 class QuantizedDistillationTrainer(Seq2SeqTrainer):
@@ -53,15 +75,6 @@ class QuantizedDistillationTrainer(Seq2SeqTrainer):
             )
         if teacher_model is not None and args.distillation_mode == "token":
             check_same_vocabulary(teacher_model, model)
-        config = args.quant_config()
-        from ..hub.finetune import prepare_packed_student
-
-        if prepare_packed_student(model, override=config if args.requantize else None):
-            logger.info(f"Training a packed hfqd student with {get_quant_config(model)}.")
-        elif config is not None and not is_quantized(model):
-            quantize_(model, config)
-        elif config is None and is_quantized(model):
-            logger.info("The student is already quantized; training it with its own quantization settings.")
         super().__init__(model=model, args=args, **kwargs)
         # compute_loss normalises by `num_items_in_batch`; make the Trainer count it whatever the model's signature.
         self.model_accepts_loss_kwargs = True
@@ -70,11 +83,77 @@ class QuantizedDistillationTrainer(Seq2SeqTrainer):
             teacher_model = teacher_model.to(device=self.args.device, dtype=TEACHER_DTYPES[args.teacher_dtype])
             teacher_model.eval().requires_grad_(False)
             self.teacher_model = teacher_model
+        self.allocation: list[Allocation] | None = None
+        self._quantize_student()
         if args.distillation_mode == "sequence" and self.train_dataset is not None:
             from .sequence import with_teacher_targets
 
             with self.args.main_process_first(desc="teacher translations"):
                 self.train_dataset = with_teacher_targets(self.teacher_model, self.train_dataset, args)
+
+    # ---- quantization ---------------------------------------------------------------------------------------------
+
+    def _quantize_student(self) -> None:
+        """Quantize the student as the arguments say (or as its packed checkpoint says), once, before training."""
+        args, model = self.args, self.model
+        config = args.quant_config()
+        if prepare_packed_student(model, override=config if args.requantize else None):
+            logger.info(f"Training a packed hfqd student with {get_quant_config(model)}.")
+        elif config is not None and not is_quantized(model):
+            points = None
+            if args.allocate_bits:
+                self.allocation = allocate_points(
+                    self.estimate_gradient_norms(selected_parameters(model, config), args.allocation_batches),
+                    {name: 2**config.bits for name in selected_parameters(model, config)},
+                )
+                points = {a.name: a.points for a in self.allocation}
+                logger.info("Points per tensor, by gradient norm:\n" + allocation_report(self.allocation))
+            quantize_(model, config, points_per_tensor=points)
+        elif config is None and is_quantized(model):
+            logger.info("The student is already quantized; training it with its own quantization settings.")
+        points = learned_points(model)
+        if not args.train_weights:
+            if not points:
+                raise ValueError("train_weights=False leaves nothing to train: the student has no learned points.")
+            model.requires_grad_(False)
+            for p in points:
+                p.requires_grad_(True)
+        if points:
+            self.add_callback(SortPointsCallback(model))
+
+    def estimate_gradient_norms(self, params: dict[str, torch.Tensor], batches: int) -> dict[str, float]:
+        """Norm of each tensor's loss gradient, accumulated over ``batches`` training batches and averaged.
+
+        This is the paper's sensitivity estimate for bit allocation (it averages 5 minibatches).
+        """
+        model = self.model
+        model.train()
+        model.zero_grad(set_to_none=True)
+        seen = 0
+        for batch in self.get_train_dataloader():
+            if seen >= batches:
+                break
+            self.compute_loss(model, self._prepare_inputs(batch)).backward()
+            seen += 1
+        if seen == 0:
+            raise ValueError("The training set is empty: cannot estimate gradient norms for bit allocation.")
+        norms = {name: float(p.grad.norm()) / seen if p.grad is not None else 0.0 for name, p in params.items()}
+        model.zero_grad(set_to_none=True)
+        self._distill_logs.update(kd=0.0, ce=0.0, n=0)
+        return norms
+
+    def create_optimizer(self, model=None):
+        """The Trainer's optimizer, with learned points in their own group (own learning rate, no weight decay)."""
+        optimizer = super().create_optimizer(model)
+        points = learned_points(self.model)
+        if points and not any(group.get("hfqd_points") for group in optimizer.param_groups):
+            ids = {id(p) for p in points}
+            for group in optimizer.param_groups:
+                group["params"] = [p for p in group["params"] if id(p) not in ids]
+            optimizer.add_param_group(
+                {"params": points, "lr": self.args.points_learning_rate, "weight_decay": 0.0, "hfqd_points": True}
+            )
+        return optimizer
 
     # ---- loss -------------------------------------------------------------------------------------------------
 

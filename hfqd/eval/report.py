@@ -14,7 +14,8 @@ class ResultRow:
     """One model's line in a comparison table.
 
     `size_mb` is the theoretical size (paper formula: codes + 2 floats per bucket + fp32 for the rest);
-    `file_mb` the size of the saved weights file (packed safetensors for quantized models), when it was saved.
+    `file_mb` the size of the saved weights file (packed safetensors for quantized models), when it was saved;
+    `huffman_mb` the theoretical size with Huffman-coded level indices (quantized models).
     """
 
     method: str
@@ -26,13 +27,14 @@ class ResultRow:
     metrics: dict[str, float] = field(default_factory=dict)
     train_seconds: float | None = None
     file_mb: float | None = None
+    huffman_mb: float | None = None
     library: str = "hfqd"
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 def markdown_table(rows: list[ResultRow], metric_names: list[str]) -> str:
     """A markdown table with the metrics in the given order."""
-    header = ["method", "description", "bits", "params", "size (MB)", "file (MB)", "vs teacher fp32"]
+    header = ["method", "description", "bits", "params", "size (MB)", "Huffman (MB)", "file (MB)", "vs teacher fp32"]
     header += metric_names + ["train (s)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
@@ -42,6 +44,7 @@ def markdown_table(rows: list[ResultRow], metric_names: list[str]) -> str:
             "32" if r.bits is None else str(r.bits),
             f"{r.params:,}",
             f"{r.size_mb:.3f}",
+            "-" if r.huffman_mb is None else f"{r.huffman_mb:.3f}",
             "-" if r.file_mb is None else f"{r.file_mb:.3f}",
             f"{r.compression:.1f}x",
             *[f"{r.metrics[m]:.2f}" if m in r.metrics else "-" for m in metric_names],

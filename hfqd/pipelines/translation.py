@@ -7,6 +7,9 @@ Method names (a recipe's `--methods`):
     pm{b}      post-training ("post-mortem") quantization of the `kd` student to b bits, no training
     qat{b}     quantization-aware training on labels only (no teacher), b bits
     qd{b}      quantized distillation, b bits
+    dq{b}      differentiable quantization of the `kd` student: learned points only, bits allocated by gradient
+               norm, the full-precision `kd` student as teacher (the paper's setting)
+    qddq{b}    quantized distillation with learned points: weights and points trained together
     initial    the given student as it is (e.g. a packed model before fine-tuning), no training
     finetune   the given student trained further; a packed student keeps its quantization settings
 """
@@ -30,11 +33,13 @@ from ..eval.report import ResultRow
 from ..eval.translation import corpus_scores, translate
 from ..hub import save_packed
 from ..hub.finetune import prepare_packed_student
-from ..quant import QuantConfig, get_quant_config, is_quantized, model_size, quantize_
+from ..quant import QuantConfig, get_quant_config, huffman_size, is_quantized, model_size, quantize_
 
 logger = logging.getLogger(__name__)
 
-_METHOD = re.compile(r"^(student|kd|seqkd|initial|finetune|pm(?P<pm>\d)|qat(?P<qat>\d)|qd(?P<qd>\d))$")
+_METHOD = re.compile(
+    r"^(student|kd|seqkd|initial|finetune|pm(?P<pm>\d)|qat(?P<qat>\d)|qd(?P<qd>\d)|dq(?P<dq>\d)|qddq(?P<qddq>\d))$"
+)
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,9 @@ class MethodSpec:
     mode: str  # distillation_mode of the training run
     post_training: bool = False  # quantize the trained `kd` model, no training
     evaluate_only: bool = False  # score the student as given
+    from_kd: bool = False  # start from a copy of the trained `kd` student
+    quant_method: str = "uniform"
+    train_weights: bool = True
 
 
 def parse_method(name: str, alpha: float, has_teacher: bool = True) -> MethodSpec:
@@ -72,7 +80,13 @@ def parse_method(name: str, alpha: float, has_teacher: bool = True) -> MethodSpe
         return MethodSpec(name, "full-precision student, distilled (token)", None, alpha, "token")
     if name == "seqkd":
         return MethodSpec(name, "full-precision student, distilled (sequence)", None, 0.0, "sequence")
-    bits = int(match["pm"] or match["qat"] or match["qd"])
+    bits = int(match["pm"] or match["qat"] or match["qd"] or match["dq"] or match["qddq"])
+    if match["dq"]:
+        return MethodSpec(name, f"differentiable quantization of kd, {bits}-bit", bits, alpha, "token",
+                          from_kd=True, quant_method="learned", train_weights=False)
+    if match["qddq"]:
+        return MethodSpec(name, f"quantized distillation with learned points, {bits}-bit", bits, alpha, "token",
+                          quant_method="learned")
     if match["pm"]:
         return MethodSpec(name, f"post-training quantization of kd, {bits}-bit", bits, alpha, "token", True)
     if match["qat"]:
@@ -85,9 +99,9 @@ def order_methods(names: list[str], alpha: float, has_teacher: bool = True) -> l
     specs = [parse_method(n, alpha, has_teacher) for n in names]
     if len({s.name for s in specs}) != len(specs):
         raise ValueError(f"Duplicate methods in {names}.")
-    if any(s.post_training for s in specs) and not any(s.name == "kd" for s in specs):
+    if any(s.post_training or s.from_kd for s in specs) and not any(s.name == "kd" for s in specs):
         specs.insert(0, parse_method("kd", alpha))
-    return sorted(specs, key=lambda s: s.post_training)
+    return sorted(specs, key=lambda s: (s.post_training or s.from_kd, s.name != "kd"))
 
 
 def train_model(
@@ -169,10 +183,20 @@ def run_methods(
                 distillation_mode=spec.mode,
                 push_to_hub=False,  # the recipe pushes the chosen packed model itself, once, at the end
             )
-            model, seconds = train_model(make_student(), teacher, tokenizer, train_dataset, args)
+            if spec.from_kd:
+                # The paper's DQ: learn the points of the trained full-precision student, with that student as
+                # its own teacher.
+                start, row_teacher = copy.deepcopy(trained["kd"]), copy.deepcopy(trained["kd"])
+                args = dataclasses.replace(args, quant_method=spec.quant_method, train_weights=spec.train_weights,
+                                           allocate_bits=True)
+            else:
+                start, row_teacher = make_student(), teacher
+                args = dataclasses.replace(args, quant_method=spec.quant_method, train_weights=spec.train_weights)
+            model, seconds = train_model(start, row_teacher, tokenizer, train_dataset, args)
             trained[spec.name] = model
         if is_main_process:
             size = model_size(model)
+            huffman = huffman_size(model).megabytes if is_quantized(model) else None
             metrics = evaluate(model)
             file_mb = save_model_files(model, os.path.join(save_dir, spec.name), tokenizer) if save_dir else None
             config = get_quant_config(model)
@@ -187,6 +211,7 @@ def run_methods(
                     metrics=metrics,
                     train_seconds=seconds,
                     file_mb=file_mb,
+                    huffman_mb=huffman,
                 )
             )
             logger.info(f"{spec.name}: {metrics}")

@@ -12,6 +12,7 @@ from .api import (
     quant_state,
     quantize_,
     quantized_parameters,
+    selected_parameters,
     set_quant_step,
     sort_points_,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "initial_points",
     "learned_points",
     "mean_code_length",
+    "selected_parameters",
     "sort_points_",
     "QuantConfig",
     "QuantState",

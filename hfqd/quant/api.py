@@ -138,6 +138,17 @@ def quantize_(
     return model
 
 
+def selected_parameters(model: nn.Module, config: QuantConfig, filter_fn: FilterFn | None = None) -> dict:
+    """``{parameter name: weight}`` that `quantize_` would quantize with ``config`` (tied weights once)."""
+    out: dict[str, nn.Parameter] = {}
+    seen: set[int] = set()
+    for name, module in _select(model, config, filter_fn):
+        if id(module.weight) not in seen:
+            seen.add(id(module.weight))
+            out[f"{name}.weight" if name else "weight"] = module.weight
+    return out
+
+
 def quantized_parameters(model: nn.Module) -> list[QuantizedParameter]:
     """Every distinct quantized tensor of ``model`` (tied weights listed once), in module order."""
     found: dict[int, QuantizedParameter] = {}

@@ -55,7 +55,7 @@ def entropy(frequencies: dict[int, int]) -> float:
 
 @dataclass
 class HuffmanSize:
-    """Mean Huffman bits per quantized weight and the model size with Huffman-coded codes."""
+    """Mean Huffman bits per quantized weight, the fixed whole-bit width it replaces, and the model size with it."""
 
     mean_bits: float
     fixed_bits: float
@@ -85,7 +85,7 @@ def huffman_size(model: nn.Module) -> HuffmanSize:
     mean = mean_code_length(dict(code_frequencies(model)))
     quantized = {id(e.shadow) for e in entries}
     n_q = sum(e.numel for e in entries)
-    fixed = sum(e.quantizer.bits_per_weight * e.numel for e in entries) / n_q
+    fixed = sum(e.quantizer.bits * e.numel for e in entries) / n_q  # whole bits, as the packed file stores
     bits = mean * n_q + sum(BUCKET_BITS * e.n_buckets + e.quantizer.extra_bits for e in entries)
     seen: set[int] = {id(p) for e in entries for p in e.quantizer.parameters()}  # learned points: in extra_bits
     for p in model.parameters():
