@@ -17,10 +17,8 @@ Local parallel files (Multi30k layout) and a local teacher:
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
-import re
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -36,21 +34,16 @@ from hfqd.data import (
     train_bpe_tokenizer,
 )
 from hfqd.distill import DistillationArguments, make_marian, make_student_from_config, make_student_from_teacher
-from hfqd.eval.report import ResultRow, markdown_table, write_results
-from hfqd.hub.card import CardInfo, make_model_card
+from hfqd.eval.report import ResultRow, write_results
+from hfqd.hub.card import write_row_cards
 from hfqd.hub.push import PushError, push_folder
-from hfqd.pipelines.translation import (
-    evaluate_translation,
-    order_methods,
-    run_methods,
-    save_model_files,
-    train_model,
-)
+from hfqd.pipelines.methods import order_methods, run_methods, save_model_files, train_model
+from hfqd.pipelines.translation import evaluate_translation
 from hfqd.quant import model_size
 from hfqd.utils import ensure_available, git_commit, machine_description
 
 logger = logging.getLogger("hfqd.recipes.wmt_en_de")
-CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "wmt_en_de")
 OFFLINE_HINT = (
     "Offline, run `accelerate launch recipes/wmt_en_de.py --preset demo`, or use local files with "
     "`--dataset_dir DIR --teacher PATH`."
@@ -180,6 +173,7 @@ def student_factory(model_args: ModelArguments, teacher, seed: int):
 def main(model_args: ModelArguments, data_args: DataArguments, recipe: RecipeArguments, args: DistillationArguments):
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     set_seed(args.seed)
+    commit = git_commit(os.path.dirname(os.path.abspath(__file__)))  # the code that runs, recorded before it runs
     has_teacher = model_args.teacher != "none"
     if not has_teacher and not model_args.student:
         raise SystemExit("--teacher none needs --student PATH (the model to fine-tune).")
@@ -250,7 +244,7 @@ def main(model_args: ModelArguments, data_args: DataArguments, recipe: RecipeArg
         truncated = {k: dataclasses.asdict(v) for k, v in data.truncation.items() if v.sources or v.targets}
         header = {
             "command": command_line(),
-            "commit": git_commit(os.path.dirname(os.path.abspath(__file__))),
+            "commit": commit,
             "machine": machine_description(),
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "test set": f"{data_args.test_split} ({len(test_refs)} sentences), beams={recipe.eval_num_beams}",
@@ -270,38 +264,17 @@ def main(model_args: ModelArguments, data_args: DataArguments, recipe: RecipeArg
 def write_cards(rows: list[ResultRow], model_args: ModelArguments, data_args: DataArguments,
                 args: DistillationArguments, command: str) -> None:
     """A model card (README.md) in the folder of every saved quantized student."""
-    for row in rows:
-        folder = os.path.join(args.output_dir, row.method)
-        if row.bits is None or not os.path.isfile(os.path.join(folder, "model.safetensors")):
-            continue
-        shown = ("teacher", "kd", "initial", row.method)
-        table = markdown_table([r for r in rows if r.method in shown], ["bleu", "chrf"])
-        size = model_size(AutoModelForSeq2SeqLM.from_pretrained(folder))
-        card = make_model_card(CardInfo(
-            repo_id=args.hub_model_id or f"{row.method}-{os.path.basename(os.path.normpath(args.output_dir))}",
-            base_model=model_args.teacher if model_args.teacher not in ("train", "none") else (
-                model_args.student or "a teacher trained by this recipe"),
-            parent_model=model_args.student,
-            datasets=[data_args.dataset_dir or data_args.dataset or "synthetic"],
-            bits=row.bits, bucket_size=size_config_bucket(folder),
-            method="qd" if row.method == "finetune" and has_teacher(model_args) else
-            "qat" if row.method == "finetune" else re.sub(r"\d+$", "", row.method),
-            results_markdown=f"Test set: {data_args.test_split}; sacreBLEU (13a, cased) and chrF.\n\n{table}",
-            file_bytes=os.path.getsize(os.path.join(folder, "model.safetensors")),
-            theoretical_bytes=row.size_mb * 1e6, fp32_bytes=size.fp32_bits // 8, command=command,
-            language=[data_args.source_lang, data_args.target_lang],
-        ))
-        card.save(os.path.join(folder, "README.md"))
-
-
-def has_teacher(model_args: ModelArguments) -> bool:
-    return model_args.teacher != "none"
-
-
-def size_config_bucket(folder: str) -> int | None:
-    """Bucket size recorded in a packed folder's config.json."""
-    with open(os.path.join(folder, "config.json")) as f:
-        return json.load(f)["quantization_config"]["bucket_size"]
+    if model_args.teacher not in ("train", "none"):
+        base = model_args.teacher
+    else:
+        base = model_args.student or "a teacher trained by this recipe"
+    write_row_cards(
+        rows, args.output_dir, base_model=base, datasets=[data_args.dataset_dir or data_args.dataset or "synthetic"],
+        command=command, task="translation", metric_names=["bleu", "chrf"],
+        note=f"Test set: {data_args.test_split}; sacreBLEU (13a, cased) and chrF.",
+        language=[data_args.source_lang, data_args.target_lang], parent_model=model_args.student,
+        hub_model_id=args.hub_model_id,
+    )
 
 
 def push_row(rows: list[ResultRow], recipe: RecipeArguments, args: DistillationArguments) -> None:

@@ -20,14 +20,25 @@ def _recipe():
 
 def _parse(recipe, argv):
     types = (recipe.ModelArguments, recipe.DataArguments, recipe.RecipeArguments, recipe.DistillationArguments)
-    return parse_recipe_args(types, str(ROOT / "recipes" / "configs"), argv)
+    return parse_recipe_args(types, str(ROOT / "recipes" / "configs" / "wmt_en_de"), argv)
 
 
-@pytest.mark.parametrize("preset", sorted(p.stem for p in (ROOT / "recipes" / "configs").glob("*.yaml")))
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "recipes" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("preset", sorted(
+    (p.parent.name, p.stem) for p in (ROOT / "recipes" / "configs").glob("*/*.yaml")))
 def test_every_preset_parses(preset, tmp_path):
-    recipe = _recipe()
-    model_args, data_args, recipe_args, args = _parse(recipe, ["--preset", preset, "--output_dir", str(tmp_path)])
-    assert args.output_dir == str(tmp_path)
+    recipe_name, preset_name = preset
+    recipe = _load(recipe_name)
+    types = (recipe.ModelArguments, recipe.DataArguments, recipe.RecipeArguments, recipe.DistillationArguments)
+    parsed = parse_recipe_args(types, recipe.CONFIG_DIR, ["--preset", preset_name, "--output_dir", str(tmp_path)])
+    assert parsed[-1].output_dir == str(tmp_path)
 
 
 def test_command_line_overrides_preset(tmp_path):

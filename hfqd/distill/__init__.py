@@ -5,6 +5,7 @@ from .losses import DistillationLossOutput, distillation_loss
 from .students import (
     check_same_vocabulary,
     make_marian,
+    make_resnet,
     make_student_from_config,
     make_student_from_teacher,
     pick_layers,
@@ -18,6 +19,7 @@ __all__ = [
     "check_same_vocabulary",
     "distillation_loss",
     "make_marian",
+    "make_resnet",
     "make_student_from_config",
     "make_student_from_teacher",
     "pick_layers",

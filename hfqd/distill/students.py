@@ -26,10 +26,14 @@ def pick_layers(n_teacher: int, n_student: int) -> list[int]:
 
 
 def _output_vocab(model: nn.Module) -> int:
+    """Size of the model's output distribution: its vocabulary, or its classes for a classifier."""
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     if head is not None:
         return head.weight.shape[0]
-    return int(model.config.vocab_size)
+    config = model.config
+    if getattr(config, "vocab_size", None) is not None:
+        return int(config.vocab_size)
+    return int(config.num_labels)
 
 
 def check_same_vocabulary(teacher: nn.Module, student: nn.Module, teacher_tokenizer=None, student_tokenizer=None):
@@ -37,7 +41,8 @@ def check_same_vocabulary(teacher: nn.Module, student: nn.Module, teacher_tokeni
     t, s = _output_vocab(teacher), _output_vocab(student)
     if t != s:
         raise ValueError(
-            f"The teacher predicts {t} tokens and the student {s}: token-level distillation needs one vocabulary. "
+            f"The teacher predicts {t} outputs and the student {s}: distillation needs one vocabulary (or one set "
+            "of classes). "
             "Build the student from the teacher (make_student_from_teacher) or with the teacher's tokenizer, or use "
             "distillation_mode='sequence'."
         )
@@ -153,3 +158,24 @@ def make_marian(
     model.generation_config.num_beams = 1
     model.generation_config.bad_words_ids = None
     return model
+
+
+def make_resnet(
+    num_labels: int,
+    num_channels: int = 1,
+    embedding_size: int = 32,
+    hidden_sizes: tuple[int, ...] = (32, 64, 128),
+    depths: tuple[int, ...] = (1, 1, 1),
+    seed: int = 0,
+) -> PreTrainedModel:
+    """A transformers ResNet image classifier built from a config (basic blocks), for teachers and students."""
+    from transformers import ResNetConfig, ResNetForImageClassification
+
+    if len(hidden_sizes) != len(depths):
+        raise ValueError(f"`hidden_sizes` {hidden_sizes} and `depths` {depths} must have one entry per stage.")
+    config = ResNetConfig(
+        num_channels=num_channels, embedding_size=embedding_size, hidden_sizes=list(hidden_sizes),
+        depths=list(depths), layer_type="basic", num_labels=num_labels,
+    )
+    torch.manual_seed(seed)
+    return ResNetForImageClassification(config)

@@ -159,8 +159,11 @@ class QuantizedDistillationTrainer(Seq2SeqTrainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         labels = inputs["labels"]
-        # The collator already built decoder inputs: dropping labels spares the model its own loss computation.
-        student_inputs = {k: v for k, v in inputs.items() if k != "labels"} if "decoder_input_ids" in inputs else inputs
+        # Labels are only needed by an encoder-decoder model that must build its decoder inputs from them; otherwise
+        # dropping them spares the model its own loss computation.
+        unwrapped = self.accelerator.unwrap_model(model)
+        needs_labels = getattr(unwrapped.config, "is_encoder_decoder", False) and "decoder_input_ids" not in inputs
+        student_inputs = inputs if needs_labels else {k: v for k, v in inputs.items() if k != "labels"}
         outputs = model(**student_inputs)
         teacher_logits = None
         use_teacher = self.args.uses_teacher and self.teacher_model is not None

@@ -144,3 +144,51 @@ def make_model_card(info: CardInfo) -> ModelCard:
         version=__version__,
     )
     return ModelCard(content)
+
+
+def write_row_cards(
+    rows,
+    output_dir: str,
+    base_model: str,
+    datasets: list[str],
+    command: str,
+    task: str,
+    metric_names: list[str],
+    note: str = "",
+    language: list[str] | None = None,
+    parent_model: str | None = None,
+    hub_model_id: str | None = None,
+) -> list[str]:
+    """A model card (README.md) in the folder of every saved quantized row of a results table.
+
+    Each card shows the teacher, the full-precision distilled student (and a fine-tuned model's starting point)
+    beside its own row. Returns the folders that got a card.
+    """
+    import json
+
+    from ..eval.report import markdown_table
+
+    written = []
+    for row in rows:
+        folder = os.path.join(output_dir, row.method)
+        weights = os.path.join(folder, "model.safetensors")
+        if row.bits is None or not os.path.isfile(weights):
+            continue
+        with open(os.path.join(folder, "config.json")) as f:
+            quantization = json.load(f)["quantization_config"]
+        shown = ("teacher", "kd", "initial", row.method)
+        table = markdown_table([r for r in rows if r.method in shown], metric_names)
+        method = row.method.rstrip("0123456789")
+        if method == "finetune":
+            method = "qd" if any(r.method == "teacher" for r in rows) else "qat"
+        card = make_model_card(CardInfo(
+            repo_id=hub_model_id or f"{row.method}-{os.path.basename(os.path.normpath(output_dir))}",
+            base_model=base_model, datasets=datasets, bits=row.bits, bucket_size=quantization["bucket_size"],
+            method={"qddq": "dq"}.get(method, method), results_markdown=f"{note}\n\n{table}".strip(),
+            file_bytes=os.path.getsize(weights), theoretical_bytes=row.size_mb * 1e6,
+            fp32_bytes=int(row.params * 4), command=command, task=task, metrics=metric_names,
+            language=language or [], parent_model=parent_model,
+        ))
+        card.save(os.path.join(folder, "README.md"))
+        written.append(folder)
+    return written
