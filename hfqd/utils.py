@@ -100,3 +100,25 @@ def atomic_directory(final: str):
     os.replace(tmp, final)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def command_line(script: str) -> str:
+    """The command that produced a results file, for the record (``script`` is the recipe's path in the repo)."""
+    import sys
+
+    if os.path.basename(sys.argv[0]) != os.path.basename(script):
+        return f"{script} main() called from Python"
+    return " ".join([f"accelerate launch {script}"] + sys.argv[1:])
+
+
+def run_header(command: str, commit: str, **extra) -> dict:
+    """The provenance lines of a results file: command, commit, machine, date, then ``extra``."""
+    from datetime import datetime, timezone
+
+    return {
+        "command": command,
+        "commit": commit,
+        "machine": machine_description(),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        **extra,
+    }

@@ -16,9 +16,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import sys
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 
 from transformers import AutoModelForImageClassification, set_seed
 
@@ -30,7 +28,7 @@ from hfqd.eval.vision import accuracy, images_per_second
 from hfqd.hub.card import write_row_cards
 from hfqd.pipelines.methods import order_methods, run_methods, save_model_files, train_model
 from hfqd.quant import model_size
-from hfqd.utils import ensure_available, git_commit, machine_description
+from hfqd.utils import command_line, ensure_available, git_commit, run_header
 
 logger = logging.getLogger("hfqd.recipes.fashion_mnist")
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "fashion_mnist")
@@ -93,12 +91,6 @@ def load_splits(data_args: DataArguments, seed: int):
     return train, test
 
 
-def command_line() -> str:
-    if os.path.basename(sys.argv[0]) != "fashion_mnist.py":
-        return "recipes/fashion_mnist.py main() called from Python"
-    return " ".join(["accelerate launch recipes/fashion_mnist.py"] + sys.argv[1:])
-
-
 def main(model_args: ModelArguments, data_args: DataArguments, recipe: RecipeArguments, args: DistillationArguments):
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     set_seed(args.seed)
@@ -151,16 +143,13 @@ def main(model_args: ModelArguments, data_args: DataArguments, recipe: RecipeArg
 
     # ---- report ----
     if args.should_save:
-        header = {
-            "command": command_line(),
-            "commit": commit,
-            "machine": machine_description(),
-            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        header = run_header(
+            command_line("recipes/fashion_mnist.py"), commit, **{
             "data": f"{data_args.data_dir or data_args.dataset}: {len(train)} training / {len(test)} test images",
             "metrics": "top-1 accuracy (%) on the test split; images/s = CPU inference throughput at batch "
                        f"{recipe.eval_batch_size}" if args.device.type == "cpu" else "top-1 accuracy (%)",
             "loss": f"alpha={args.alpha} * T^2 * KL (batchmean) + (1 - alpha) * CE, T={args.temperature}",
-        }
+        })
         metrics = ["accuracy", "images/s"]
         print("\n" + write_results(os.path.join(args.output_dir, "results"), rows, metrics, header))
         if recipe.save_models:

@@ -19,9 +19,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import sys
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 
 from datasets import DatasetDict
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, set_seed
@@ -40,7 +38,7 @@ from hfqd.hub.push import PushError, push_folder
 from hfqd.pipelines.methods import order_methods, run_methods, save_model_files, train_model
 from hfqd.pipelines.translation import evaluate_translation
 from hfqd.quant import model_size
-from hfqd.utils import ensure_available, git_commit, machine_description
+from hfqd.utils import command_line, ensure_available, git_commit, run_header
 
 logger = logging.getLogger("hfqd.recipes.wmt_en_de")
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "wmt_en_de")
@@ -124,13 +122,6 @@ def load_data(data: DataArguments, seed: int) -> DatasetDict:
     return load_translation_dataset(
         data.dataset, data.dataset_config, data.dataset_dir, data.source_lang, data.target_lang, split_map
     )
-
-
-def command_line() -> str:
-    """The command that produced a results file, for the record."""
-    if os.path.basename(sys.argv[0]) != "wmt_en_de.py":
-        return "recipes/wmt_en_de.py main() called from Python"
-    return " ".join(["accelerate launch recipes/wmt_en_de.py"] + sys.argv[1:])
 
 
 def load_teacher(model_args: ModelArguments, data_args: DataArguments, raw: DatasetDict, seed: int):
@@ -242,16 +233,13 @@ def main(model_args: ModelArguments, data_args: DataArguments, recipe: RecipeArg
     # ---- report ----
     if args.should_save:
         truncated = {k: dataclasses.asdict(v) for k, v in data.truncation.items() if v.sources or v.targets}
-        header = {
-            "command": command_line(),
-            "commit": commit,
-            "machine": machine_description(),
-            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        header = run_header(
+            command_line("recipes/wmt_en_de.py"), commit, **{
             "test set": f"{data_args.test_split} ({len(test_refs)} sentences), beams={recipe.eval_num_beams}",
             "metrics": "sacreBLEU (13a, cased, detokenized) and chrF",
             "compression": "vs the teacher in fp32" if has_teacher else "vs the student's architecture in fp32",
             "truncated": truncated or "none",
-        }
+        })
         markdown = write_results(os.path.join(args.output_dir, "results"), rows, ["bleu", "chrf"], header)
         print("\n" + markdown)
         if recipe.save_models:

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from hfqd.quant import dequantize_codes, quantize_to_points, to_buckets, uniform_codes, uniform_quantize
+from hfqd.quant import dequantize_codes, quantize_to_points, to_buckets, uniform_quantize
 
 
 def _randn(*shape, seed=0):

@@ -17,7 +17,7 @@ from hfqd.quant import (
     to_buckets,
 )
 
-from .conftest import TinyConvNet, tiny_marian
+from .conftest import tiny_marian
 
 
 def _ids(model):

@@ -25,7 +25,7 @@ def accuracy(model: nn.Module, dataset, batch_size: int = 256) -> float:
 
 
 @torch.no_grad()
-def images_per_second(model: nn.Module, dataset, batch_size: int = 256, batches: int = 5) -> float:
+def images_per_second(model: nn.Module, dataset, batch_size: int = 256, batches: int = 10) -> float:
     """Inference throughput over up to ``batches`` batches (one warm-up batch not timed)."""
     model.eval()
     device = next(model.parameters()).device

@@ -17,13 +17,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-import safetensors.torch
 import torch
 from torch import nn
 
 from ..quant import QuantizedCodes, dequantize_codes, get_quant_config, quantized_parameters
-from ..quant.size import BUCKET_BITS, FP_BITS
-from .bitpack import pack_codes, packed_size, unpack_codes
+from .bitpack import pack_codes, unpack_codes
 
 MIN_SUFFIX, SCALE_SUFFIX, POINTS_SUFFIX = "_qmin", "_qscale", "_qpoints"
 WEIGHTS_NAME = "model.safetensors"
@@ -131,20 +129,3 @@ def quant_config_dict(model: nn.Module, info: dict[str, dict]) -> dict:
         "quant_config": config.to_dict() if config is not None else None,
         "hfqd_version": __version__,
     }
-
-
-def expected_bytes(info: dict[str, dict], numels: dict[str, int]) -> int:
-    """Bytes the packed codes of ``info`` occupy (a check on the packer, used by tests)."""
-    return sum(packed_size(numels[name], meta["bits"]) for name, meta in info.items())
-
-
-__all__ = [
-    "BUCKET_BITS",
-    "FP_BITS",
-    "PackedSize",
-    "WEIGHTS_NAME",
-    "packed_size_report",
-    "packed_state_dict",
-    "quant_config_dict",
-    "unpack_tensor",
-]
