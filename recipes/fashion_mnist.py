@@ -71,6 +71,10 @@ class RecipeArguments:
         metadata={"help": "Rows: student, kd, pm<b>, qat<b>, qd<b>, dq<b>, qddq<b>."},
     )
     eval_batch_size: int = field(default=256, metadata={"help": "Images per batch when scoring."})
+    dq_teacher: str = field(
+        default="self",
+        metadata={"help": "Teacher of dq<b> rows: self (the full-precision kd student, as the paper) or teacher."},
+    )
     save_models: bool = field(default=True, metadata={"help": "Save teacher and students (packed when quantized)."})
 
 
@@ -138,7 +142,7 @@ def main(model_args: ModelArguments, data_args: DataArguments, recipe: RecipeArg
     rows += run_methods(
         specs, make_student, teacher, None, train, args, evaluate, teacher_size.fp32_bits,
         is_main_process=args.should_save, display_order=recipe.methods,
-        save_dir=args.output_dir if recipe.save_models else None,
+        save_dir=args.output_dir if recipe.save_models else None, dq_teacher=recipe.dq_teacher,
     )
 
     # ---- report ----

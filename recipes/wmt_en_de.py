@@ -106,6 +106,10 @@ class RecipeArguments:
     push_method: str | None = field(
         default=None, metadata={"help": "Row pushed with --push_to_hub (default: the first qd<b> method)."}
     )
+    dq_teacher: str = field(
+        default="self",
+        metadata={"help": "Teacher of dq<b> rows: self (the full-precision kd student, as the paper) or teacher."},
+    )
     save_models: bool = field(
         default=True, metadata={"help": "Save the teacher and every student (packed when quantized) under output_dir."}
     )
@@ -227,7 +231,7 @@ def main(model_args: ModelArguments, data_args: DataArguments, recipe: RecipeArg
     rows += run_methods(
         specs, make_student, teacher, tokenizer, train_set, args, evaluate, model_size(reference).fp32_bits,
         is_main_process=args.should_save, display_order=recipe.methods,
-        save_dir=args.output_dir if recipe.save_models else None,
+        save_dir=args.output_dir if recipe.save_models else None, dq_teacher=recipe.dq_teacher,
     )
 
     # ---- report ----

@@ -162,12 +162,16 @@ def run_methods(
     display_order: list[str] | None = None,
     save_dir: str | None = None,
     data_collator=None,
+    dq_teacher: str = "self",
 ) -> list[ResultRow]:
     """Train and evaluate every method; returns one :class:`ResultRow` per method (main process only).
 
     With ``save_dir``, each model is saved to ``{save_dir}/{method}`` (packed when quantized) and its file size
-    reported.
+    reported. ``dq_teacher`` is the teacher of `dq` rows: `"self"` (the full-precision `kd` student, as in the
+    paper's code) or `"teacher"`.
     """
+    if dq_teacher not in ("self", "teacher"):
+        raise ValueError(f"`dq_teacher` must be 'self' or 'teacher', got {dq_teacher!r}.")
     rows: list[ResultRow] = []
     trained: dict[str, nn.Module] = {}
     for spec in specs:
@@ -191,7 +195,8 @@ def run_methods(
             if spec.from_kd:
                 # The paper's DQ: learn the points of the trained full-precision student, with that student as
                 # its own teacher.
-                start, row_teacher = copy.deepcopy(trained["kd"]), copy.deepcopy(trained["kd"])
+                start = copy.deepcopy(trained["kd"])
+                row_teacher = copy.deepcopy(trained["kd"]) if dq_teacher == "self" else teacher
                 args = dataclasses.replace(args, quant_method=spec.quant_method, train_weights=spec.train_weights,
                                            allocate_bits=True)
             else:
