@@ -63,7 +63,7 @@ class DistillationArguments(Seq2SeqTrainingArguments):
         metadata={"help": "uniform (quantized distillation) | learned (differentiable quantization points)."},
     )
     points_init: str = field(default="quantiles", metadata={"help": "Learned points init: quantiles | uniform."})
-    points_learning_rate: float = field(default=1e-3, metadata={"help": "Learning rate of the learned points."})
+    points_learning_rate: float = field(default=1e-4, metadata={"help": "Learning rate of the learned points."})
     train_weights: bool = field(
         default=True,
         metadata={"help": "Train the weights too (joint QD+DQ); false trains only the points (the paper's DQ)."},
