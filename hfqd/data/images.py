@@ -48,7 +48,10 @@ def read_idx(path: str) -> np.ndarray:
 def load_idx_dataset(data_dir: str, files: dict[str, tuple[str, str]] = FASHION_MNIST_FILES) -> DatasetDict:
     """Images and labels from idx files as a `DatasetDict` with columns `image` (H x W uint8) and `label`."""
     if not os.path.isdir(data_dir):
-        raise FileNotFoundError(f"--data_dir {data_dir} is not a folder.")
+        raise FileNotFoundError(
+            f"--data_dir {data_dir} is not a folder (relative paths start from the current directory). Point it at "
+            "the folder holding the idx .gz files, or use a Hub dataset with --dataset."
+        )
     splits = {}
     for split, (image_file, label_file) in files.items():
         images = read_idx(os.path.join(data_dir, image_file))
