@@ -64,6 +64,9 @@ def test_bad_method_fails_before_training(tmp_path):
     parsed = _parse(recipe, ["--preset", "demo", "--methods", "qd9x", "--output_dir", str(tmp_path)])
     with pytest.raises(ValueError, match="Unknown method"):
         recipe.main(*parsed)
+    parsed = _parse(recipe, ["--preset", "demo", "--methods", "kd", "qd9", "--output_dir", str(tmp_path)])
+    with pytest.raises(ValueError, match="bits must be from 1 to 8"):
+        recipe.main(*parsed)
 
 
 @pytest.mark.slow

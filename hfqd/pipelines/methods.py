@@ -63,8 +63,8 @@ def parse_method(name: str, alpha: float, has_teacher: bool = True) -> MethodSpe
     match = _METHOD.match(name)
     if match is None:
         raise ValueError(
-            f"Unknown method {name!r}; use student, kd, seqkd, pm<bits>, qat<bits>, qd<bits> (e.g. qd4), initial "
-            "or finetune."
+            f"Unknown method {name!r}; use student, kd, seqkd, pm<bits>, qat<bits>, qd<bits> (e.g. qd4), dq<bits>, "
+            "qddq<bits>, initial or finetune."
         )
     if name == "initial":
         return MethodSpec(name, "given student, before training", None, 0.0, "none", evaluate_only=True)
@@ -81,6 +81,8 @@ def parse_method(name: str, alpha: float, has_teacher: bool = True) -> MethodSpe
     if name == "seqkd":
         return MethodSpec(name, "full-precision student, distilled (sequence)", None, 0.0, "sequence")
     bits = int(match["pm"] or match["qat"] or match["qd"] or match["dq"] or match["qddq"])
+    if not 1 <= bits <= 8:
+        raise ValueError(f"Method {name!r}: bits must be from 1 to 8.")
     if match["dq"]:
         return MethodSpec(name, f"differentiable quantization of kd, {bits}-bit", bits, alpha, "token",
                           from_kd=True, quant_method="learned", train_weights=False)
