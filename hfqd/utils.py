@@ -108,7 +108,8 @@ def command_line(script: str) -> str:
 
     if os.path.basename(sys.argv[0]) != os.path.basename(script):
         return f"{script} main() called from Python"
-    return " ".join([f"accelerate launch {script}"] + sys.argv[1:])
+    launcher = "accelerate launch" if any(key.startswith("ACCELERATE_") for key in os.environ) else "python"
+    return " ".join([f"{launcher} {script}"] + sys.argv[1:])
 
 
 def run_header(command: str, commit: str, **extra) -> dict:
