@@ -16,7 +16,7 @@ _TEMPLATE = """---
 # {title}
 
 A {bits}-bit student of [{base_model}]({base_link}), compressed with
-[hfqd](https://github.com/hfqd/hfqd) by {method_long} (Polino, Pascanu & Alistarh, ICLR 2018).
+hfqd by {method_long} ([Polino, Pascanu & Alistarh, ICLR 2018](https://arxiv.org/abs/1802.05668)).
 Weights are stored bit-packed ({bits} bits per quantized weight, buckets of {bucket_size} values with one fp32
 minimum and scale each); biases and norms stay in fp32.{parent}
 
