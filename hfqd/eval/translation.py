@@ -58,7 +58,8 @@ class SpeedReport:
 
 def decode_speed(model: nn.Module, tokenizer, sources: list[str], batch_size: int, num_beams: int = 1,
                  max_new_tokens: int = 128) -> SpeedReport:
-    """Sentences per second of :func:`translate` at ``batch_size`` (one warm-up batch not timed)."""
+    """Sentences per second of :func:`translate` at ``batch_size``, tokenization and detokenization included
+    (one warm-up batch not timed)."""
     translate(model, tokenizer, sources[:batch_size], batch_size, num_beams, max_new_tokens)
     start = time.perf_counter()
     translate(model, tokenizer, sources, batch_size, num_beams, max_new_tokens)
