@@ -96,6 +96,11 @@ class DataArguments:
 
 @dataclass
 class RecipeArguments:
+    method: str | None = field(
+        default=None,
+        metadata={"help": "Shortcut for the main job: qd | dq | qd+dq at --bits, compared with kd and PM rows "
+                          "(sets --methods).", "choices": ["qd", "dq", "qd+dq"]},
+    )
     methods: list[str] = field(
         default_factory=lambda: ["kd", "pm4", "qd4"],
         metadata={"help": "Rows to train and score: student, kd, seqkd, pm<b>, qat<b>, qd<b>."},
@@ -172,6 +177,12 @@ def main(model_args: ModelArguments, data_args: DataArguments, recipe: RecipeArg
     has_teacher = model_args.teacher != "none"
     if not has_teacher and not model_args.student:
         raise SystemExit("--teacher none needs --student PATH (the model to fine-tune).")
+    if recipe.method is not None:
+        if args.bits is None:
+            raise SystemExit("--method needs a bit width: set --bits 1-8.")
+        row = {"qd": "qd", "dq": "dq", "qd+dq": "qddq"}[recipe.method] + str(args.bits)
+        recipe.methods = ["kd", f"pm{args.bits}", row]
+        recipe.push_method = recipe.push_method or row
     specs = order_methods(recipe.methods, args.alpha, has_teacher)  # bad method names fail before any work
     for name in (model_args.teacher, model_args.student):
         if name and name not in ("train", "none"):

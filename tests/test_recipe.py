@@ -49,6 +49,16 @@ def test_command_line_overrides_preset(tmp_path):
     assert args.bits == 2 and recipe_args.methods == ["kd", "qd2"] and data_args.synthetic_pairs
 
 
+def test_method_shortcut_sets_the_rows(tmp_path, monkeypatch):
+    recipe = _recipe()
+    seen = {}
+    monkeypatch.setattr(recipe, "order_methods", lambda names, *a: seen.setdefault("names", names) and 1 / 0)
+    parsed = _parse(recipe, ["--preset", "demo", "--method", "qd+dq", "--bits", "2", "--output_dir", str(tmp_path)])
+    with pytest.raises(ZeroDivisionError):
+        recipe.main(*parsed)
+    assert seen["names"] == ["kd", "pm2", "qddq2"] and parsed[2].push_method == "qddq2"
+
+
 def test_bad_preset_and_unknown_key(tmp_path):
     recipe = _recipe()
     with pytest.raises(SystemExit, match="Presets"):
