@@ -250,8 +250,8 @@ class QuantizedDistillationTrainer(Seq2SeqTrainer):
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
         model = self.model if model is None else model
-        if is_quantized(model) and read_quant_config(resume_from_checkpoint) is not None:
-            saved = read_quant_config(resume_from_checkpoint)
+        saved = read_quant_config(resume_from_checkpoint) if is_quantized(model) else None
+        if saved is not None:
             if saved != get_quant_config(model):
                 logger.warning(f"The checkpoint was trained with {saved}, the model is quantized with "
                                f"{get_quant_config(model)}.")

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .api import quantized_parameters
-from .size import BUCKET_BITS, FP_BITS
+from .size import model_size
 
 
 def huffman_code_lengths(frequencies: dict[int, int]) -> dict[int, int]:
@@ -78,18 +78,14 @@ def code_frequencies(model: nn.Module) -> Counter:
 
 
 def huffman_size(model: nn.Module) -> HuffmanSize:
-    """Size of ``model`` with Huffman-coded level indices, buckets and unquantized parameters as in `model_size`."""
+    """Size of ``model`` with Huffman-coded level indices; everything else counted as in `model_size`."""
     entries = quantized_parameters(model)
     if not entries:
         raise ValueError("The model is not quantized.")
     mean = mean_code_length(dict(code_frequencies(model)))
-    quantized = {id(e.shadow) for e in entries}
     n_q = sum(e.numel for e in entries)
     fixed = sum(e.quantizer.bits * e.numel for e in entries) / n_q  # whole bits, as the packed file stores
-    bits = mean * n_q + sum(BUCKET_BITS * e.n_buckets + e.quantizer.extra_bits for e in entries)
-    seen: set[int] = {id(p) for e in entries for p in e.quantizer.parameters()}  # learned points: in extra_bits
-    for p in model.parameters():
-        if id(p) not in seen and id(p) not in quantized:
-            bits += FP_BITS * p.numel()
-        seen.add(id(p))
+    # Swap the fixed-width codes of `model_size` for Huffman codes; buckets, points and fp32 tensors stay as counted.
+    code_bits = sum(e.quantizer.bits_per_weight * e.numel for e in entries)
+    bits = model_size(model).bits - code_bits + mean * n_q
     return HuffmanSize(mean_bits=mean, fixed_bits=fixed, bits=bits)
