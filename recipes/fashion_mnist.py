@@ -127,7 +127,7 @@ def main(model_args: ModelArguments, data_args: DataArguments, recipe: RecipeArg
     if args.should_save:
         file_mb = save_model_files(teacher, os.path.join(args.output_dir, "teacher")) if recipe.save_models else None
         rows.append(ResultRow(
-            method="teacher", description="teacher, full precision", bits=None, params=teacher_size.fp_params,
+            method="teacher", description="teacher, full precision", bits=None, params=teacher_size.params,
             size_mb=teacher_size.megabytes, compression=1.0, metrics=evaluate(teacher),
             train_seconds=teacher_seconds, file_mb=file_mb,
         ))

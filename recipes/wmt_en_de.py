@@ -232,7 +232,7 @@ def main(model_args: ModelArguments, data_args: DataArguments, recipe: RecipeArg
                 if recipe.save_models else None
             size = model_size(teacher)
             rows.append(ResultRow(
-                method="teacher", description="teacher, full precision", bits=None, params=size.fp_params,
+                method="teacher", description="teacher, full precision", bits=None, params=size.params,
                 size_mb=size.megabytes, compression=1.0, metrics=evaluate(teacher), train_seconds=teacher_seconds,
                 file_mb=file_mb,
             ))

@@ -9,6 +9,7 @@ from torch import nn
 from transformers import PreTrainedModel, Seq2SeqTrainer, TrainerCallback
 
 from ..hub.finetune import prepare_packed_student
+from ..quant.size import unsaved_keys
 from ..quant import (
     Allocation,
     allocate_points,
@@ -110,6 +111,13 @@ class QuantizedDistillationTrainer(Seq2SeqTrainer):
             quantize_(model, config, points_per_tensor=points)
         elif config is None and is_quantized(model):
             logger.info("The student is already quantized; training it with its own quantization settings.")
+        # What the model rebuilds on load instead of storing (Marian's fixed sinusoidal positions, which
+        # `from_pretrained` leaves trainable) must not train: the saved student would differ from the trained one.
+        skip = unsaved_keys(model)
+        for name, param in model.named_parameters():
+            if name in skip and param.requires_grad:
+                param.requires_grad_(False)
+                logger.info(f"Not training {name}: the model rebuilds it on load instead of saving it.")
         points = learned_points(model)
         if not args.train_weights:
             if not points:

@@ -32,14 +32,15 @@ class ResultRow:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def markdown_table(rows: list[ResultRow], metric_names: list[str]) -> str:
-    """A markdown table with the metrics in the given order."""
-    header = ["method", "description", "bits", "params", "size (MB)", "Huffman (MB)", "file (MB)", "vs teacher fp32"]
+def markdown_table(rows: list[ResultRow], metric_names: list[str], show_library: bool = False) -> str:
+    """A markdown table with the metrics in the given order (and the library of each row, for comparisons)."""
+    header = ["method"] + (["library"] if show_library else []) + ["description", "bits", "params", "size (MB)", "Huffman (MB)", "file (MB)", "vs teacher fp32"]
     header += metric_names + ["train (s)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
         cells = [
             r.method,
+            *([r.library] if show_library else []),
             r.description,
             "32" if r.bits is None else str(r.bits),
             f"{r.params:,}",

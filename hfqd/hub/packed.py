@@ -28,13 +28,18 @@ WEIGHTS_NAME = "model.safetensors"
 
 
 def _plain_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """State dict with parametrized weights under their plain names; tied tensors kept once (first name)."""
+    """State dict with parametrized weights under their plain names; tied tensors kept once (first name); what
+    the model rebuilds on load (its `_keys_to_ignore_on_save`, as `save_pretrained` does) left out."""
     from ..distill.checkpoint import shadow_state_dict
+    from ..quant.size import unsaved_keys
 
     weights, _ = shadow_state_dict(model)
+    skip = unsaved_keys(model)
     seen: dict[int, str] = {}
     out = {}
     for name, tensor in weights.items():
+        if name in skip:
+            continue
         key = (tensor.data_ptr(), tensor.numel(), tensor.dtype) if tensor.numel() else None
         if key is not None and key in seen:
             continue

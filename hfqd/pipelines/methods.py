@@ -218,7 +218,7 @@ def run_methods(
                     method=spec.name,
                     description=spec.description,
                     bits=config.bits if config is not None else None,
-                    params=size.quantized_params + size.fp_params,
+                    params=size.params,
                     size_mb=size.megabytes,
                     compression=teacher_bits / size.bits,
                     metrics=metrics,

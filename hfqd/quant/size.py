@@ -21,7 +21,9 @@ class SizeReport:
         fp_params: values stored in fp32 (biases, norms, excluded layers).
         buckets: number of (min, scale) pairs.
         bits: total size in bits (fractional with learned point counts that are not powers of two).
-        fp32_bits: size of the same model with every parameter in fp32.
+        fp32_bits: size of the same model with every stored parameter in fp32.
+        unsaved_params: parameters the model rebuilds from its config instead of storing them (those named in
+            its `_keys_to_ignore_on_save`, e.g. Marian's fixed sinusoidal position tables); no bits counted.
     """
 
     quantized_params: int
@@ -29,6 +31,12 @@ class SizeReport:
     buckets: int
     bits: float
     fp32_bits: int
+    unsaved_params: int = 0
+
+    @property
+    def params(self) -> int:
+        """Every parameter of the model, stored or not."""
+        return self.quantized_params + self.fp_params + self.unsaved_params
 
     @property
     def megabytes(self) -> float:
@@ -47,17 +55,27 @@ class SizeReport:
         return {**asdict(self), "megabytes": self.megabytes, "compression_ratio": self.compression_ratio}
 
 
+def unsaved_keys(model: nn.Module) -> set[str]:
+    """State-dict keys a model does not store because it rebuilds them (transformers' `_keys_to_ignore_on_save`)."""
+    return set(getattr(model, "_keys_to_ignore_on_save", None) or ())
+
+
 def model_size(model: nn.Module) -> SizeReport:
-    """Size of ``model`` as stored by hfqd: each distinct parameter counted once (tied weights once)."""
+    """Size of ``model`` as stored by hfqd: each distinct parameter counted once (tied weights once), parameters
+    the model rebuilds on load (:func:`unsaved_keys`) not at all."""
     entries = quantized_parameters(model)
     quantized = {id(e.shadow): e for e in entries}
-    q_params = fp_params = buckets = bits = 0
+    q_params = fp_params = buckets = bits = unsaved = 0
     # Learned points are parameters of the quantizers, counted with their tensor (`extra_bits`).
     seen: set[int] = {id(p) for e in entries for p in e.quantizer.parameters()}
-    for param in model.parameters():  # deduplicates tied parameters
+    skip = unsaved_keys(model)
+    for name, param in model.named_parameters():  # deduplicates tied parameters
         if id(param) in seen:
             continue
         seen.add(id(param))
+        if name in skip:
+            unsaved += param.numel()
+            continue
         entry = quantized.get(id(param))
         if entry is None:
             fp_params += param.numel()
@@ -68,4 +86,4 @@ def model_size(model: nn.Module) -> SizeReport:
             q = entry.quantizer
             bits += q.bits_per_weight * entry.numel + BUCKET_BITS * entry.n_buckets + q.extra_bits
     total = q_params + fp_params
-    return SizeReport(q_params, fp_params, buckets, bits, FP_BITS * total)
+    return SizeReport(q_params, fp_params, buckets, bits, FP_BITS * total, unsaved)

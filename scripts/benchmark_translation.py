@@ -1,0 +1,353 @@
+"""Multi30k en->de: every method side by side on the same student and data, peer libraries included.
+
+    pip install -e ".[bench]"
+    python scripts/benchmark_translation.py --budget quick     # 2 CPU cores, under an hour
+    accelerate launch scripts/benchmark_translation.py --budget full      # a GPU machine
+
+Teacher: `--teacher PATH` (default: ../shared/models/multi30k-en-de-marian-7.7m; `scripts/train_teacher.py` makes
+one). Student: a fresh Marian of `--student_d_model` width with the teacher's vocabulary, at least 4x fewer
+parameters than the teacher. hfqd rows are those of the recipes (student, kd, seqkd, pm<b>, qat<b>, qd<b>, dq<b>);
+peer rows come from `scripts/peers.py` (torchao and optimum-quanto QAT, with and without hfqd's loss).
+
+Every model is scored with sacreBLEU (13a, cased, detokenized) and chrF on each `--test_splits` split, greedy and
+with `--eval_beams`; quantized hfqd rows are scored after a round trip through their packed file and
+`from_pretrained`. CPU decoding speed (sentences/s, greedy, tokenization included) at batch 1 and 32 is measured
+for every row in the same run as the teacher's. Writes `{results}.json`, `.md` and `.png` (BLEU against size on
+disk) with the command, commit, machine and date, and checks the targets of the comparison.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field
+
+import sacrebleu
+import torch
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, set_seed
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import peers  # noqa: E402
+from hfqd.cli import parse_recipe_args  # noqa: E402
+from hfqd.data import load_parallel_dir, tokenize_translation  # noqa: E402
+from hfqd.distill import DistillationArguments, make_student_from_config  # noqa: E402
+from hfqd.eval.report import ResultRow, markdown_table  # noqa: E402
+from hfqd.eval.translation import corpus_scores, decode_speed, translate  # noqa: E402
+from hfqd.hub import save_packed  # noqa: E402
+from hfqd.pipelines.methods import order_methods, run_methods, train_model  # noqa: E402
+from hfqd.quant import is_quantized, model_size  # noqa: E402
+from hfqd.utils import atomic_write_text, command_line, git_commit, run_header  # noqa: E402
+
+logger = logging.getLogger("hfqd.benchmark_translation")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG_DIR = os.path.join(ROOT, "scripts", "configs", "benchmark_translation")
+SHARED = os.path.join(ROOT, "..", "shared")
+SPEED_BATCHES = (1, 32)
+
+
+@dataclass
+class BenchmarkArguments:
+    budget: str = field(default="quick", metadata={"help": "Name of the budget (the preset that was loaded)."})
+    teacher: str = field(default=os.path.join(SHARED, "models", "multi30k-en-de-marian-7.7m"),
+                         metadata={"help": "Teacher folder (from_pretrained), e.g. made by scripts/train_teacher.py."})
+    dataset_dir: str = field(default=os.path.join(SHARED, "data", "multi30k"),
+                             metadata={"help": "Folder of {split}.en / {split}.de files (Multi30k layout)."})
+    train_split: str = field(default="train", metadata={"help": "Training file prefix."})
+    test_splits: list[str] = field(default_factory=lambda: ["test2016", "test2017"],
+                                   metadata={"help": "Test file prefixes; each is scored."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Use only this many training pairs."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Score only this many pairs per test set."})
+    max_length: int = field(default=128, metadata={"help": "Longer sentences are truncated (and counted)."})
+    student_d_model: int = field(default=128, metadata={"help": "Student width."})
+    student_encoder_layers: int = field(default=2, metadata={"help": "Student encoder depth."})
+    student_decoder_layers: int = field(default=1, metadata={"help": "Student decoder depth."})
+    student_ffn_dim: int = field(default=512, metadata={"help": "Student FFN width."})
+    student_attention_heads: int = field(default=4, metadata={"help": "Student attention heads."})
+    min_student_ratio: float = field(default=4.0, metadata={"help": "Refuse students with fewer than teacher/N params."})
+    methods: list[str] = field(
+        default_factory=lambda: ["student", "kd", "seqkd", "pm4", "pm2", "qat4", "qat2", "qd4", "qd2", "dq2"],
+        metadata={"help": "hfqd rows (see hfqd.pipelines.methods)."},
+    )
+    peers: list[str] = field(
+        default_factory=lambda: ["torchao-qat4", "torchao-qat2", "quanto-qat4", "quanto-qat2", "quanto-qd4",
+                                 "quanto-qd2"],
+        metadata={"help": "Peer rows (see scripts/peers.py); pass `--peers` with no names to skip them."},
+    )
+    eval_beams: int = field(default=4, metadata={"help": "Beam size scored beside greedy decoding."})
+    eval_batch_size: int = field(default=64, metadata={"help": "Sentences per batch when scoring."})
+    speed_sentences: int = field(default=256, metadata={"help": "Test sentences timed at batch 32."})
+    speed_sentences_batch1: int = field(default=64, metadata={"help": "Test sentences timed at batch 1."})
+    results: str = field(default="", metadata={"help": "Results path prefix (default: "
+                                                       "benchmarks/results/translation_multi30k_{budget})."})
+    plot: bool = field(default=True, metadata={"help": "Write the PNG plot (needs matplotlib, in the bench extra)."})
+
+
+def metric_key(metric: str, split: str, beams: int) -> str:
+    return f"{metric}_{split}_{'greedy' if beams == 1 else f'beam{beams}'}"
+
+
+class Scorer:
+    """Scores a model on every test set and times its decoding; one instance per run so all rows share settings."""
+
+    def __init__(self, tokenizer, sources: dict[str, list[str]], references: dict[str, list[str]],
+                 bench: BenchmarkArguments, device):
+        self.tokenizer, self.sources, self.references, self.bench, self.device = (
+            tokenizer, sources, references, bench, device)
+        first = sources[bench.test_splits[0]]
+        self.speed_sources = {1: first[: bench.speed_sentences_batch1], 32: first[: bench.speed_sentences]}
+
+    def __call__(self, model) -> dict[str, float]:
+        model = model.to(self.device).eval()
+        metrics: dict[str, float] = {}
+        for split in self.bench.test_splits:
+            for beams in sorted({1, self.bench.eval_beams}):
+                hyps = translate(model, self.tokenizer, self.sources[split], self.bench.eval_batch_size, beams,
+                                 self.bench.max_length, self.bench.max_length)
+                for name, value in corpus_scores(hyps, self.references[split]).items():
+                    metrics[metric_key(name, split, beams)] = value
+        for batch in SPEED_BATCHES:
+            speed = decode_speed(model, self.tokenizer, self.speed_sources[batch], batch,
+                                 max_new_tokens=self.bench.max_length)
+            metrics[f"sent_per_s_b{batch}"] = speed.sentences_per_second
+        return metrics
+
+    def packed(self, model) -> dict[str, float]:
+        """Score a quantized hfqd model as a user gets it: saved packed, loaded back with `from_pretrained`."""
+        if not is_quantized(model):
+            return self(model)
+        with tempfile.TemporaryDirectory() as tmp:
+            save_packed(model, tmp, tokenizer=self.tokenizer)
+            return self(AutoModelForSeq2SeqLM.from_pretrained(tmp))
+
+
+def make_student_factory(bench: BenchmarkArguments, teacher):
+    def make_student():
+        return make_student_from_config(
+            teacher, seed=0, d_model=bench.student_d_model, encoder_layers=bench.student_encoder_layers,
+            decoder_layers=bench.student_decoder_layers, encoder_ffn_dim=bench.student_ffn_dim,
+            decoder_ffn_dim=bench.student_ffn_dim, encoder_attention_heads=bench.student_attention_heads,
+            decoder_attention_heads=bench.student_attention_heads,
+        )
+
+    return make_student
+
+
+def run_peers(names, make_student, teacher, tokenizer, train_set, args: DistillationArguments, scorer: Scorer,
+              teacher_bits: int, save_dir: str, student_params: int) -> list[ResultRow]:
+    """Train, score and size each peer row with the same trainer, data and student as the hfqd rows."""
+    rows = []
+    group = args.bucket_size
+    for spec in map(peers.parse_peer, names):
+        logger.info(f"=== {spec.name}: {spec.description} ===")
+        model = peers.prepare(make_student(), spec, group)
+        run_args = dataclasses.replace(
+            args, output_dir=os.path.join(args.output_dir, spec.name), bits=None,
+            alpha=args.alpha if spec.distill else 0.0, distillation_mode="token" if spec.distill else "none",
+        )
+        model, seconds = train_model(model, teacher if spec.distill else None, tokenizer, train_set, run_args)
+        if not args.should_save:
+            continue
+        peers.finalize(model, spec)
+        size = peers.peer_size(model, spec, group)
+        rows.append(ResultRow(
+            method=spec.name, description=spec.description, bits=spec.bits, params=student_params,
+            size_mb=size.megabytes,
+            compression=teacher_bits / size.bits, metrics=scorer(model), train_seconds=seconds,
+            file_mb=peers.save_peer(model, spec, os.path.join(save_dir, spec.name)), library=spec.library,
+        ))
+    return rows
+
+
+def add_relative_speed(rows: list[ResultRow]) -> None:
+    teacher = next(r for r in rows if r.method == "teacher")
+    for row in rows:
+        for batch in SPEED_BATCHES:
+            key = f"sent_per_s_b{batch}"
+            if key in row.metrics:
+                row.metrics[f"speed_b{batch}_vs_teacher"] = row.metrics[key] / teacher.metrics[key]
+
+
+def check_targets(rows: list[ResultRow], key: str) -> list[dict]:
+    """The comparison's targets, each with the measured numbers and whether it was met (`None`: a row is missing)."""
+    by = {r.method: r for r in rows}
+
+    def bleu(name):
+        return by[name].metrics[key] if name in by else None
+
+    def disk(name):
+        row = by.get(name)
+        return None if row is None else (row.file_mb or row.size_mb)
+
+    targets = []
+    if bleu("qd4") is not None and bleu("kd") is not None:
+        gap, ratio = bleu("kd") - bleu("qd4"), disk("kd") / disk("qd4")
+        targets.append({"target": "qd4 within 1.0 BLEU of kd, at >= 7x smaller on disk than kd",
+                        "measured": f"{gap:+.2f} BLEU below kd, {ratio:.2f}x smaller", "met": gap <= 1.0 and ratio >= 7})
+    if bleu("qd2") is not None and bleu("pm2") is not None:
+        gain = bleu("qd2") - bleu("pm2")
+        targets.append({"target": "qd2 beats pm2 by >= 3 BLEU", "measured": f"{gain:+.2f} BLEU", "met": gain >= 3})
+    for bits in (4, 2):
+        qd, qat = bleu(f"qd{bits}"), bleu(f"qat{bits}")
+        if qd is not None and qat is not None:
+            targets.append({"target": f"qd{bits} beats qat{bits} (no teacher)", "measured": f"{qd - qat:+.2f} BLEU",
+                            "met": qd > qat})
+    student = by.get("kd") or by.get("student")
+    if student is not None and "speed_b32_vs_teacher" in student.metrics:
+        speed = student.metrics["speed_b32_vs_teacher"]
+        targets.append({"target": "student decodes >= 3x faster than the teacher at batch 32 (CPU)",
+                        "measured": f"{speed:.2f}x", "met": speed >= 3})
+    return targets
+
+
+def plot(rows: list[ResultRow], key: str, path: str, title: str) -> None:
+    """BLEU against size on disk (packed file where saved, theoretical size otherwise), one marker per row."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    markers = {"hfqd": "o", "torchao": "s", "optimum-quanto": "^"}
+    for row in rows:
+        if key not in row.metrics:
+            continue
+        size = row.file_mb or row.size_mb
+        ax.scatter(size, row.metrics[key], marker=markers.get(row.library, "D"), s=50,
+                   label=f"{row.method} ({row.library})" if row.library != "hfqd" else row.method)
+        ax.annotate(row.method, (size, row.metrics[key]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("size on disk (MB, log scale; theoretical where no file)")
+    ax.set_ylabel(key.replace("_", " "))
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    tmp = f"{path}.tmp.png"
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def write_report(rows, targets, header, bench: BenchmarkArguments, prefix: str) -> str:
+    split0, split1 = bench.test_splits[0], bench.test_splits[-1]
+    beam = bench.eval_beams
+    columns = [metric_key("bleu", s, b) for s in dict.fromkeys((split0, split1)) for b in (beam, 1)]
+    columns += [metric_key("chrf", s, beam) for s in dict.fromkeys((split0, split1))]
+    columns += ["speed_b1_vs_teacher", "speed_b32_vs_teacher"]
+    lines = [f"- {k}: {v}" for k, v in header.items()]
+    lines += ["", markdown_table(rows, columns, show_library=True), "", "## Targets", "",
+              "| target | measured | met |", "|---|---|---|"]
+    lines += [f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else 'NO'} |" for t in targets]
+    markdown = "\n".join(lines) + "\n"
+    atomic_write_text(f"{prefix}.md", markdown)
+    payload = {**header, "targets": targets, "rows": [dataclasses.asdict(r) for r in rows]}
+    atomic_write_text(f"{prefix}.json", json.dumps(payload, indent=2, default=str))
+    return markdown
+
+
+def main(bench: BenchmarkArguments, args: DistillationArguments) -> list[ResultRow]:
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    set_seed(args.seed)
+    commit = git_commit(ROOT)
+    if args.bucket_size is None:
+        raise SystemExit("The comparison needs --bucket_size (peers use it as their group size).")
+    specs = order_methods(bench.methods, args.alpha)  # bad names fail before any work
+    for name in bench.peers:
+        peers.parse_peer(name)
+    if not os.path.isdir(bench.teacher):
+        raise SystemExit(f"Teacher folder {bench.teacher} not found: pass --teacher PATH, or make one with "
+                         "scripts/train_teacher.py.")
+    prefix = bench.results or os.path.join(ROOT, "benchmarks", "results", f"translation_multi30k_{bench.budget}")
+
+    splits = {"train": bench.train_split, **{s: s for s in bench.test_splits}}
+    raw = load_parallel_dir(bench.dataset_dir, "en", "de", splits)
+    if bench.max_train_samples:
+        raw["train"] = raw["train"].select(range(min(bench.max_train_samples, len(raw["train"]))))
+    for split in bench.test_splits:
+        if bench.max_eval_samples:
+            raw[split] = raw[split].select(range(min(bench.max_eval_samples, len(raw[split]))))
+    teacher = AutoModelForSeq2SeqLM.from_pretrained(bench.teacher).eval()
+    tokenizer = AutoTokenizer.from_pretrained(bench.teacher)
+    data = tokenize_translation(raw, tokenizer, "en", "de", bench.max_length, bench.max_length)
+    train_set = data.datasets["train"]
+    make_student = make_student_factory(bench, teacher)
+    teacher_size, student_size = model_size(teacher), model_size(make_student())
+    ratio = teacher_size.params / student_size.params
+    if ratio < bench.min_student_ratio:
+        raise SystemExit(f"The student has {student_size.params:,} parameters, only {ratio:.2f}x fewer than the "
+                         f"teacher's {teacher_size.params:,}; make it smaller (--student_d_model, layers).")
+    scorer = Scorer(tokenizer, data.sources, data.references, bench, args.device)
+    save_dir = os.path.join(args.output_dir, "models")
+
+    rows: list[ResultRow] = []
+    if args.should_save:
+        rows.append(ResultRow(
+            method="teacher", description="teacher, full precision", bits=None, params=teacher_size.params,
+            size_mb=teacher_size.megabytes, compression=1.0, metrics=scorer(teacher),
+            file_mb=os.path.getsize(os.path.join(bench.teacher, "model.safetensors")) / 1e6,
+        ))
+    rows += run_methods(
+        specs, make_student, teacher, tokenizer, train_set, args, scorer.packed, teacher_size.fp32_bits,
+        is_main_process=args.should_save, display_order=bench.methods, save_dir=save_dir,
+    )
+    rows += run_peers(bench.peers, make_student, teacher, tokenizer, train_set, args, scorer,
+                      teacher_size.fp32_bits, save_dir, student_size.params)
+    if not args.should_save:
+        return rows
+
+    add_relative_speed(rows)
+    key = metric_key("bleu", bench.test_splits[0], bench.eval_beams)
+    targets = check_targets(rows, key)
+    steps = f"{args.max_steps} steps" if args.max_steps > 0 else f"{args.num_train_epochs:g} epochs"
+    header = run_header(command_line("scripts/benchmark_translation.py"), commit, **{
+        "budget": bench.budget,
+        "data": f"{bench.dataset_dir} (train {len(train_set)} pairs; test sets "
+                + ", ".join(f"{s} {len(data.references[s])}" for s in bench.test_splits) + ")",
+        "teacher": f"{bench.teacher} ({teacher_size.params:,} parameters)",
+        "student": f"fresh Marian d_model {bench.student_d_model}, {bench.student_encoder_layers}+"
+                   f"{bench.student_decoder_layers} layers, FFN {bench.student_ffn_dim}, teacher's vocabulary "
+                   f"({student_size.params:,} parameters, {ratio:.1f}x fewer than the teacher)",
+        "training": f"every trained row: {steps}, batch {args.per_device_train_batch_size}, lr {args.learning_rate:g}, "
+                    f"alpha {args.alpha:g}, T {args.temperature:g}; bucket/group size {args.bucket_size}; "
+                    f"seqkd targets: teacher beam {args.sequence_num_beams}",
+        "metrics": f"sacreBLEU {sacrebleu.__version__} (13a tokenization, cased, detokenized) and chrF; greedy and "
+                   f"beam {bench.eval_beams}; hfqd quantized rows scored after save_packed + from_pretrained",
+        "sizes": "size = theoretical (codes + fp32 min and scale per bucket + fp32 rest); Huffman = level indices "
+                 "Huffman-coded; file = weights file on disk (hfqd packed safetensors; quanto frozen state_dict; "
+                 "none for torchao); vs teacher = teacher fp32 / size",
+        "speed": f"greedy CPU decoding, sentences/s relative to the teacher in this run, batch 1 "
+                 f"({bench.speed_sentences_batch1} sentences) and batch 32 ({bench.speed_sentences} sentences), "
+                 f"{torch.get_num_threads()} threads; hfqd packed models load as fp32 weights",
+    })
+    markdown = write_report(rows, targets, header, bench, prefix)
+    if bench.plot:
+        plot(rows, key, f"{prefix}.png", f"Multi30k en-de ({bench.test_splits[0]}, beam {bench.eval_beams}), "
+                                         f"{bench.budget} budget, {header['machine']}")
+    print("\n" + markdown)
+    return rows
+
+
+def parse(argv: list[str] | None = None) -> tuple[BenchmarkArguments, DistillationArguments]:
+    """`--budget NAME` loads scripts/configs/benchmark_translation/NAME.yaml; flags override it."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    budget = "quick"
+    for i, arg in enumerate(argv):
+        if arg == "--budget" and i + 1 < len(argv):
+            budget = argv[i + 1]
+        elif arg.startswith("--budget="):
+            budget = arg.split("=", 1)[1]
+    rest = [a for i, a in enumerate(argv) if a != "--budget" and not a.startswith("--budget=")
+            and not (i > 0 and argv[i - 1] == "--budget")]
+    bench, args = parse_recipe_args((BenchmarkArguments, DistillationArguments), CONFIG_DIR,
+                                    ["--preset", budget, *rest])
+    bench.budget = budget
+    return bench, args
+
+
+if __name__ == "__main__":
+    main(*parse())
