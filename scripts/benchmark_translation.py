@@ -18,6 +18,7 @@ disk) with the command, commit, machine and date, and checks the targets of the 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import logging
@@ -68,6 +69,14 @@ class BenchmarkArguments:
     student_decoder_layers: int = field(default=1, metadata={"help": "Student decoder depth."})
     student_ffn_dim: int = field(default=512, metadata={"help": "Student FFN width."})
     student_attention_heads: int = field(default=4, metadata={"help": "Student attention heads."})
+    warm_start_epochs: float = field(
+        default=0.0,
+        metadata={"help": "If > 0, every row starts from one full-precision student first trained this many epochs "
+                          "on labels (the quick budget, where a from-scratch epoch per row is far too little); 0: "
+                          "every row starts from the same random initialisation."},
+    )
+    warm_start_learning_rate: float = field(default=3e-3, metadata={"help": "Learning rate of the warm start."})
+    warm_start_warmup_steps: int = field(default=100, metadata={"help": "Warm-up steps of the warm start."})
     min_student_ratio: float = field(default=4.0, metadata={"help": "Refuse students with fewer than teacher/N params."})
     methods: list[str] = field(
         default_factory=lambda: ["student", "kd", "seqkd", "pm4", "pm2", "qat4", "qat2", "qd4", "qd2", "dq2"],
@@ -78,6 +87,12 @@ class BenchmarkArguments:
                                  "quanto-qd2"],
         metadata={"help": "Peer rows (see scripts/peers.py); pass `--peers` with no names to skip them."},
     )
+    diffq_penalty: float = field(default=1.0, metadata={"help": "diffq rows: weight of the model-size penalty "
+                                                                "(per MiB) in the loss."})
+    diffq_bits_learning_rate: float = field(default=1e-2, metadata={"help": "diffq rows: learning rate of the "
+                                                                           "learned bit widths."})
+    diffq_init_bits: float = field(default=4.0, metadata={"help": "diffq rows: initial bits (between 2 and 15)."})
+    diffq_group_size: int = field(default=16, metadata={"help": "diffq rows: weights sharing one bit width."})
     eval_beams: int = field(default=4, metadata={"help": "Beam size scored beside greedy decoding."})
     eval_batch_size: int = field(default=64, metadata={"help": "Sentences per batch when scoring."})
     speed_sentences: int = field(default=256, metadata={"help": "Test sentences timed at batch 32."})
@@ -137,25 +152,41 @@ def make_student_factory(bench: BenchmarkArguments, teacher):
     return make_student
 
 
+def warm_start(make_student, tokenizer, train_set, args: DistillationArguments, bench: BenchmarkArguments):
+    """Train one full-precision student on labels (no teacher, no quantization); returns a factory of copies of
+    it, so that every row continues from the same weights, and the seconds it took."""
+    logger.info(f"=== warm start: full-precision student, labels only, {bench.warm_start_epochs:g} epochs ===")
+    warm_args = dataclasses.replace(
+        args, output_dir=os.path.join(args.output_dir, "warm-start"), bits=None, alpha=0.0,
+        distillation_mode="none", num_train_epochs=bench.warm_start_epochs,
+        learning_rate=bench.warm_start_learning_rate, warmup_steps=bench.warm_start_warmup_steps, push_to_hub=False,
+    )
+    base, seconds = train_model(make_student(), None, tokenizer, train_set, warm_args)
+    base = base.cpu().eval()
+    return (lambda: copy.deepcopy(base)), seconds
+
+
 def run_peers(names, make_student, teacher, tokenizer, train_set, args: DistillationArguments, scorer: Scorer,
-              teacher_bits: int, save_dir: str, student_params: int) -> list[ResultRow]:
+              teacher_bits: int, save_dir: str, student_params: int, diffq: peers.DiffQSettings) -> list[ResultRow]:
     """Train, score and size each peer row with the same trainer, data and student as the hfqd rows."""
     rows = []
     group = args.bucket_size
     for spec in map(peers.parse_peer, names):
         logger.info(f"=== {spec.name}: {spec.description} ===")
-        model = peers.prepare(make_student(), spec, group)
+        model = peers.prepare(make_student(), spec, group, diffq)
         run_args = dataclasses.replace(
             args, output_dir=os.path.join(args.output_dir, spec.name), bits=None,
             alpha=args.alpha if spec.distill else 0.0, distillation_mode="token" if spec.distill else "none",
         )
-        model, seconds = train_model(model, teacher if spec.distill else None, tokenizer, train_set, run_args)
+        model, seconds = train_model(model, teacher if spec.distill else None, tokenizer, train_set, run_args,
+                                     trainer_class=peers.trainer_class(spec))
         if not args.should_save:
             continue
         peers.finalize(model, spec)
         size = peers.peer_size(model, spec, group)
         rows.append(ResultRow(
-            method=spec.name, description=spec.description, bits=spec.bits, params=student_params,
+            method=spec.name, description=spec.description,
+            bits=spec.bits if spec.bits is not None else round(peers.diffq_mean_bits(model), 2), params=student_params,
             size_mb=size.megabytes,
             compression=teacher_bits / size.bits, metrics=scorer(model), train_seconds=seconds,
             file_mb=peers.save_peer(model, spec, os.path.join(save_dir, spec.name)), library=spec.library,
@@ -291,12 +322,17 @@ def main(bench: BenchmarkArguments, args: DistillationArguments) -> list[ResultR
             size_mb=teacher_size.megabytes, compression=1.0, metrics=scorer(teacher),
             file_mb=os.path.getsize(os.path.join(bench.teacher, "model.safetensors")) / 1e6,
         ))
+    warm_seconds = None
+    if bench.warm_start_epochs > 0:
+        make_student, warm_seconds = warm_start(make_student, tokenizer, train_set, args, bench)
     rows += run_methods(
         specs, make_student, teacher, tokenizer, train_set, args, scorer.packed, teacher_size.fp32_bits,
         is_main_process=args.should_save, display_order=bench.methods, save_dir=save_dir,
     )
     rows += run_peers(bench.peers, make_student, teacher, tokenizer, train_set, args, scorer,
-                      teacher_size.fp32_bits, save_dir, student_size.params)
+                      teacher_size.fp32_bits, save_dir, student_size.params,
+                      peers.DiffQSettings(bench.diffq_penalty, bench.diffq_bits_learning_rate, bench.diffq_init_bits,
+                                          bench.diffq_group_size))
     if not args.should_save:
         return rows
 
@@ -304,6 +340,11 @@ def main(bench: BenchmarkArguments, args: DistillationArguments) -> list[ResultR
     key = metric_key("bleu", bench.test_splits[0], bench.eval_beams)
     targets = check_targets(rows, key)
     steps = f"{args.max_steps} steps" if args.max_steps > 0 else f"{args.num_train_epochs:g} epochs"
+    if warm_seconds is not None:
+        start = (f"every row starts from one fp student trained {bench.warm_start_epochs:g} epochs on labels "
+                 f"(lr {bench.warm_start_learning_rate:g}, {warm_seconds:.0f} s, not in the rows' train times), then")
+    else:
+        start = "every row starts from the same random initialisation and trains"
     header = run_header(command_line("scripts/benchmark_translation.py"), commit, **{
         "budget": bench.budget,
         "data": f"{bench.dataset_dir} (train {len(train_set)} pairs; test sets "
@@ -312,7 +353,7 @@ def main(bench: BenchmarkArguments, args: DistillationArguments) -> list[ResultR
         "student": f"fresh Marian d_model {bench.student_d_model}, {bench.student_encoder_layers}+"
                    f"{bench.student_decoder_layers} layers, FFN {bench.student_ffn_dim}, teacher's vocabulary "
                    f"({student_size.params:,} parameters, {ratio:.1f}x fewer than the teacher)",
-        "training": f"every trained row: {steps}, batch {args.per_device_train_batch_size}, lr {args.learning_rate:g}, "
+        "training": f"{start} {steps} with its method: batch {args.per_device_train_batch_size}, lr {args.learning_rate:g}, "
                     f"alpha {args.alpha:g}, T {args.temperature:g}; bucket/group size {args.bucket_size}; "
                     f"seqkd targets: teacher beam {args.sequence_num_beams}",
         "metrics": f"sacreBLEU {sacrebleu.__version__} (13a tokenization, cased, detokenized) and chrF; greedy and "

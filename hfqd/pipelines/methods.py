@@ -114,8 +114,10 @@ def train_model(
     args: DistillationArguments,
     eval_dataset=None,
     data_collator=None,
+    trainer_class: type[QuantizedDistillationTrainer] = QuantizedDistillationTrainer,
 ) -> tuple[nn.Module, float]:
-    """Train ``model`` with :class:`QuantizedDistillationTrainer`; returns the model and the wall-clock seconds.
+    """Train ``model`` with :class:`QuantizedDistillationTrainer` (or a subclass); returns the model and the
+    wall-clock seconds.
 
     ``tokenizer`` is the processing class (a tokenizer, or an image processor for classifiers); the collator
     defaults to `DataCollatorForSeq2Seq` for encoder-decoder models and the default collator otherwise.
@@ -125,7 +127,7 @@ def train_model(
             data_collator = DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100)
         else:
             data_collator = default_data_collator
-    trainer = QuantizedDistillationTrainer(
+    trainer = trainer_class(
         model=model,
         teacher_model=teacher if (args.uses_teacher or args.distillation_mode == "sequence") else None,
         args=args,

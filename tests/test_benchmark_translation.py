@@ -1,0 +1,114 @@
+"""The Multi30k comparison script (scripts/benchmark_translation.py), run end to end on tiny generated data."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import tiny_marian
+from .helpers import tiny_corpus
+
+ROOT = Path(__file__).parents[1]
+
+
+def _script():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    spec = importlib.util.spec_from_file_location("benchmark_translation", ROOT / "scripts" / "benchmark_translation.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """A tiny teacher folder and Multi30k-style parallel files (train, test2016, test2017)."""
+    root = tmp_path_factory.mktemp("bench")
+    raw, tokenizer, _ = tiny_corpus(240)
+    pairs = [(ex["en"], ex["de"]) for ex in raw["train"]["translation"]]
+    data = root / "data"
+    data.mkdir()
+    for split, chunk in {"train": pairs[:200], "test2016": pairs[200:220], "test2017": pairs[220:240]}.items():
+        (data / f"{split}.en").write_text("\n".join(e for e, _ in chunk) + "\n")
+        (data / f"{split}.de").write_text("\n".join(d for _, d in chunk) + "\n")
+    teacher = tiny_marian(seed=1, vocab_size=len(tokenizer), d_model=64, layers=2)
+    teacher.save_pretrained(root / "teacher")
+    tokenizer.save_pretrained(root / "teacher")
+    return root
+
+
+def _argv(root, out, *extra):
+    return [
+        "--teacher", str(root / "teacher"), "--dataset_dir", str(root / "data"), "--output_dir", str(out / "runs"),
+        "--results", str(out / "results"), "--student_d_model", "16", "--student_ffn_dim", "32",
+        "--student_attention_heads", "2", "--student_encoder_layers", "1", "--student_decoder_layers", "1",
+        "--bucket_size", "16", "--max_steps", "2", "--per_device_train_batch_size", "16", "--max_length", "12",
+        "--eval_batch_size", "8", "--speed_sentences", "4", "--speed_sentences_batch1", "2", "--use_cpu", "true",
+        "--logging_steps", "1", *extra,
+    ]
+
+
+def test_budgets_parse_and_flags_override_them():
+    script = _script()
+    quick, args = script.parse(["--budget", "quick", "--learning_rate", "0.01"])
+    assert quick.budget == "quick" and quick.warm_start_epochs > 0 and args.learning_rate == 0.01
+    full, args = script.parse(["--budget=full"])
+    assert full.budget == "full" and args.num_train_epochs > 1 and args.sequence_num_beams == 4
+    assert args.bucket_size == 128
+    with pytest.raises(SystemExit, match="Presets"):
+        script.parse(["--budget", "huge"])
+
+
+def test_refuses_a_student_that_is_not_small_enough(workspace, tmp_path):
+    script = _script()
+    argv = _argv(workspace, tmp_path, "--student_d_model", "64", "--student_ffn_dim", "128",
+                 "--student_encoder_layers", "2", "--student_decoder_layers", "2")
+    with pytest.raises(SystemExit, match="fewer than the"):
+        script.main(*script.parse(argv))
+
+
+@pytest.mark.slow
+def test_every_row_is_scored_sized_and_timed(workspace, tmp_path):
+    script = _script()
+    peer_rows = [name for name, module in (("torchao-qat4", "torchao"), ("quanto-qd2", "optimum.quanto"),
+                                           ("diffq-qd", "diffq")) if _installed(module)]
+    plot = _installed("matplotlib")
+    argv = _argv(workspace, tmp_path, "--warm_start_epochs", "1", "--methods", "student", "kd", "pm4", "qat2", "qd2",
+                 "--plot", str(plot).lower(), "--peers", *peer_rows)
+    script.main(*script.parse(argv))
+
+    result = json.loads((tmp_path / "results.json").read_text())
+    rows = {r["method"]: r for r in result["rows"]}
+    assert list(rows) == ["teacher", "student", "kd", "pm4", "qat2", "qd2", *peer_rows]
+    for row in rows.values():
+        for split in ("test2016", "test2017"):
+            for decoding in ("greedy", "beam4"):
+                assert 0 <= row["metrics"][f"bleu_{split}_{decoding}"] <= 100
+                assert 0 <= row["metrics"][f"chrf_{split}_{decoding}"] <= 100
+        assert row["metrics"]["sent_per_s_b1"] > 0 and row["metrics"]["sent_per_s_b32"] > 0
+    assert rows["teacher"]["metrics"]["speed_b32_vs_teacher"] == 1.0
+    # Quantized hfqd rows are saved packed: smaller on disk than the full-precision student.
+    assert rows["qd2"]["file_mb"] < rows["kd"]["file_mb"] and rows["qd2"]["bits"] == 2
+    assert rows["qd2"]["compression"] > rows["kd"]["compression"]
+    for name in peer_rows:
+        assert rows[name]["library"] != "hfqd" and rows[name]["train_seconds"] > 0
+    targets = {t["target"]: t for t in result["targets"]}
+    assert not any(t.startswith("qd2 beats pm2") for t in targets)  # no pm2 row: that target is not judged
+    assert all(isinstance(t["met"], bool) for t in targets.values())
+    assert any(t.startswith("qd2 beats qat2") for t in targets)
+    assert "one fp student trained 1 epochs on labels" in result["training"]
+    for key in ("command", "commit", "machine", "date", "budget"):
+        assert result[key]
+    markdown = (tmp_path / "results.md").read_text()
+    assert "## Targets" in markdown and "| qd2 | hfqd |" in markdown
+    assert (tmp_path / "results.png").exists() == plot
+    assert not list(tmp_path.glob("*.tmp*"))
