@@ -84,7 +84,7 @@ class BenchmarkArguments:
     )
     peers: list[str] = field(
         default_factory=lambda: ["torchao-qat4", "torchao-qat2", "quanto-qat4", "quanto-qat2", "quanto-qd4",
-                                 "quanto-qd2"],
+                                 "quanto-qd2", "diffq-qd"],
         metadata={"help": "Peer rows (see scripts/peers.py); pass `--peers` with no names to skip them."},
     )
     diffq_penalty: float = field(default=1.0, metadata={"help": "diffq rows: weight of the model-size penalty "
