@@ -38,7 +38,7 @@ from hfqd.cli import parse_recipe_args  # noqa: E402
 from hfqd.data import load_parallel_dir, tokenize_translation  # noqa: E402
 from hfqd.distill import DistillationArguments, make_student_from_config  # noqa: E402
 from hfqd.eval.report import ResultRow, markdown_table  # noqa: E402
-from hfqd.eval.translation import corpus_scores, decode_speed, translate  # noqa: E402
+from hfqd.eval.translation import corpus_scores, decode_speed, tokenized_bleu, translate  # noqa: E402
 from hfqd.hub import save_packed  # noqa: E402
 from hfqd.pipelines.methods import order_methods, run_methods, train_model  # noqa: E402
 from hfqd.quant import is_quantized, model_size  # noqa: E402
@@ -93,6 +93,8 @@ class BenchmarkArguments:
                                                                            "learned bit widths."})
     diffq_init_bits: float = field(default=4.0, metadata={"help": "diffq rows: initial bits (between 2 and 15)."})
     diffq_group_size: int = field(default=16, metadata={"help": "diffq rows: weights sharing one bit width."})
+    tokenized_bleu: bool = field(default=True, metadata={"help": "Also score tokenized, lowercased BLEU (the "
+                                                                 "variant of older Multi30k papers; needs sacremoses)."})
     eval_beams: int = field(default=4, metadata={"help": "Beam size scored beside greedy decoding."})
     eval_batch_size: int = field(default=64, metadata={"help": "Sentences per batch when scoring."})
     speed_sentences: int = field(default=256, metadata={"help": "Test sentences timed at batch 32."})
@@ -125,6 +127,8 @@ class Scorer:
                                  self.bench.max_length, self.bench.max_length)
                 for name, value in corpus_scores(hyps, self.references[split]).items():
                     metrics[metric_key(name, split, beams)] = value
+                if beams == self.bench.eval_beams and self.bench.tokenized_bleu:
+                    metrics[metric_key("bleu_tok_lc", split, beams)] = tokenized_bleu(hyps, self.references[split], "de")
         for batch in SPEED_BATCHES:
             speed = decode_speed(model, self.tokenizer, self.speed_sources[batch], batch,
                                  max_new_tokens=self.bench.max_length)
@@ -269,6 +273,8 @@ def write_report(rows, targets, header, bench: BenchmarkArguments, prefix: str) 
     beam = bench.eval_beams
     columns = [metric_key("bleu", s, b) for s in dict.fromkeys((split0, split1)) for b in (beam, 1)]
     columns += [metric_key("chrf", s, beam) for s in dict.fromkeys((split0, split1))]
+    if bench.tokenized_bleu:
+        columns += [metric_key("bleu_tok_lc", split0, beam)]
     columns += ["speed_b1_vs_teacher", "speed_b32_vs_teacher"]
     lines = [f"- {k}: {v}" for k, v in header.items()]
     lines += ["", markdown_table(rows, columns, show_library=True), "", "## Targets", "",
@@ -357,7 +363,10 @@ def main(bench: BenchmarkArguments, args: DistillationArguments) -> list[ResultR
                     f"alpha {args.alpha:g}, T {args.temperature:g}; bucket/group size {args.bucket_size}; "
                     f"seqkd targets: teacher beam {args.sequence_num_beams}",
         "metrics": f"sacreBLEU {sacrebleu.__version__} (13a tokenization, cased, detokenized) and chrF; greedy and "
-                   f"beam {bench.eval_beams}; hfqd quantized rows scored after save_packed + from_pretrained",
+                   f"beam {bench.eval_beams}; hfqd quantized rows scored after save_packed + from_pretrained"
+                   + ("; bleu_tok_lc = tokenized, lowercased BLEU as older Multi30k papers report it (Moses "
+                      "pipeline of the official tok/ files, reproduced exactly by hfqd.eval.moses_tokenize)"
+                      if bench.tokenized_bleu else ""),
         "sizes": "size = theoretical (codes + fp32 min and scale per bucket + fp32 rest); Huffman = level indices "
                  "Huffman-coded; file = weights file on disk (hfqd packed safetensors; quanto frozen state_dict; "
                  "none for torchao); vs teacher = teacher fp32 / size",

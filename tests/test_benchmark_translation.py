@@ -81,9 +81,9 @@ def test_every_row_is_scored_sized_and_timed(workspace, tmp_path):
     script = _script()
     peer_rows = [name for name, module in (("torchao-qat4", "torchao"), ("quanto-qd2", "optimum.quanto"),
                                            ("diffq-qd", "diffq")) if _installed(module)]
-    plot = _installed("matplotlib")
+    plot, moses = _installed("matplotlib"), _installed("sacremoses")
     argv = _argv(workspace, tmp_path, "--warm_start_epochs", "1", "--methods", "student", "kd", "pm4", "qat2", "qd2",
-                 "--plot", str(plot).lower(), "--peers", *peer_rows)
+                 "--plot", str(plot).lower(), "--tokenized_bleu", str(moses).lower(), "--peers", *peer_rows)
     script.main(*script.parse(argv))
 
     result = json.loads((tmp_path / "results.json").read_text())
@@ -95,6 +95,7 @@ def test_every_row_is_scored_sized_and_timed(workspace, tmp_path):
                 assert 0 <= row["metrics"][f"bleu_{split}_{decoding}"] <= 100
                 assert 0 <= row["metrics"][f"chrf_{split}_{decoding}"] <= 100
         assert row["metrics"]["sent_per_s_b1"] > 0 and row["metrics"]["sent_per_s_b32"] > 0
+        assert ("bleu_tok_lc_test2016_beam4" in row["metrics"]) == moses
     assert rows["teacher"]["metrics"]["speed_b32_vs_teacher"] == 1.0
     # Quantized hfqd rows are saved packed: smaller on disk than the full-precision student.
     assert rows["qd2"]["file_mb"] < rows["kd"]["file_mb"] and rows["qd2"]["bits"] == 2

@@ -23,6 +23,29 @@ def corpus_scores(hypotheses: list[str], references: list[str]) -> dict[str, flo
     }
 
 
+def moses_tokenize(texts: list[str], lang: str) -> list[str]:
+    """Lowercase, normalise punctuation and Moses-tokenize, as the official Multi30k `tok/` files were made
+    (lowercase.perl, normalize-punctuation.perl, tokenizer.perl with its default escaping; needs `sacremoses`)."""
+    try:
+        from sacremoses import MosesPunctNormalizer, MosesTokenizer
+    except ImportError as err:
+        raise ImportError("Tokenized BLEU needs sacremoses: pip install sacremoses (in hfqd's bench extra).") from err
+    normalizer, tokenizer = MosesPunctNormalizer(lang=lang), MosesTokenizer(lang=lang)
+    return [tokenizer.tokenize(normalizer.normalize(t.lower()), return_str=True, escape=True) for t in texts]
+
+
+def tokenized_bleu(hypotheses: list[str], references: list[str], lang: str) -> float:
+    """Tokenized, lowercased BLEU, the variant older Multi30k papers report (multi-bleu on `tok/` files).
+
+    Both sides go through :func:`moses_tokenize`, which reproduces the official tokenized references exactly, and
+    are scored by sacreBLEU without further tokenization. Not comparable with :func:`corpus_scores`' BLEU.
+    """
+    if len(hypotheses) != len(references):
+        raise ValueError(f"{len(hypotheses)} hypotheses for {len(references)} references.")
+    hyps, refs = moses_tokenize(hypotheses, lang), moses_tokenize(references, lang)
+    return sacrebleu.corpus_bleu(hyps, [refs], tokenize="none").score
+
+
 @torch.no_grad()
 def translate(
     model: nn.Module,
