@@ -75,8 +75,10 @@ class BenchmarkArguments:
                           "on labels (the quick budget, where a from-scratch epoch per row is far too little); 0: "
                           "every row starts from the same random initialisation."},
     )
-    warm_start_learning_rate: float = field(default=3e-3, metadata={"help": "Learning rate of the warm start."})
-    warm_start_warmup_steps: int = field(default=100, metadata={"help": "Warm-up steps of the warm start."})
+    warm_start_learning_rate: float = field(default=2e-3, metadata={"help": "Learning rate of the warm start."})
+    warm_start_warmup_steps: int = field(default=300, metadata={"help": "Warm-up steps of the warm start."})
+    warm_start_lr_scheduler_type: str = field(default="inverse_sqrt",
+                                              metadata={"help": "Learning-rate schedule of the warm start."})
     min_student_ratio: float = field(default=4.0, metadata={"help": "Refuse students with fewer than teacher/N params."})
     methods: list[str] = field(
         default_factory=lambda: ["student", "kd", "seqkd", "pm4", "pm2", "qat4", "qat2", "qd4", "qd2", "dq2"],
@@ -163,7 +165,8 @@ def warm_start(make_student, tokenizer, train_set, args: DistillationArguments, 
     warm_args = dataclasses.replace(
         args, output_dir=os.path.join(args.output_dir, "warm-start"), bits=None, alpha=0.0,
         distillation_mode="none", num_train_epochs=bench.warm_start_epochs,
-        learning_rate=bench.warm_start_learning_rate, warmup_steps=bench.warm_start_warmup_steps, push_to_hub=False,
+        learning_rate=bench.warm_start_learning_rate, warmup_steps=bench.warm_start_warmup_steps,
+        lr_scheduler_type=bench.warm_start_lr_scheduler_type, push_to_hub=False,
     )
     base, seconds = train_model(make_student(), None, tokenizer, train_set, warm_args)
     base = base.cpu().eval()
@@ -348,7 +351,8 @@ def main(bench: BenchmarkArguments, args: DistillationArguments) -> list[ResultR
     steps = f"{args.max_steps} steps" if args.max_steps > 0 else f"{args.num_train_epochs:g} epochs"
     if warm_seconds is not None:
         start = (f"every row starts from one fp student trained {bench.warm_start_epochs:g} epochs on labels "
-                 f"(lr {bench.warm_start_learning_rate:g}, {warm_seconds:.0f} s, not in the rows' train times), then")
+                 f"(lr {bench.warm_start_learning_rate:g} {bench.warm_start_lr_scheduler_type}, {warm_seconds:.0f} s, "
+                 "not in the rows' train times), then")
     else:
         start = "every row starts from the same random initialisation and trains"
     header = run_header(command_line("scripts/benchmark_translation.py"), commit, **{
@@ -359,7 +363,8 @@ def main(bench: BenchmarkArguments, args: DistillationArguments) -> list[ResultR
         "student": f"fresh Marian d_model {bench.student_d_model}, {bench.student_encoder_layers}+"
                    f"{bench.student_decoder_layers} layers, FFN {bench.student_ffn_dim}, teacher's vocabulary "
                    f"({student_size.params:,} parameters, {ratio:.1f}x fewer than the teacher)",
-        "training": f"{start} {steps} with its method: batch {args.per_device_train_batch_size}, lr {args.learning_rate:g}, "
+        "training": f"{start} {steps} with its method: batch {args.per_device_train_batch_size}, lr {args.learning_rate:g} "
+                    f"{args.lr_scheduler_type}, AdamW betas ({args.adam_beta1:g}, {args.adam_beta2:g}), "
                     f"alpha {args.alpha:g}, T {args.temperature:g}; bucket/group size {args.bucket_size}; "
                     f"seqkd targets: teacher beam {args.sequence_num_beams}",
         "metrics": f"sacreBLEU {sacrebleu.__version__} (13a tokenization, cased, detokenized) and chrF; greedy and "
