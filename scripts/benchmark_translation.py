@@ -364,7 +364,7 @@ def main(bench: BenchmarkArguments, args: DistillationArguments) -> list[ResultR
                    f"{bench.student_decoder_layers} layers, FFN {bench.student_ffn_dim}, teacher's vocabulary "
                    f"({student_size.params:,} parameters, {ratio:.1f}x fewer than the teacher)",
         "training": f"{start} {steps} with its method: batch {args.per_device_train_batch_size}, lr {args.learning_rate:g} "
-                    f"{args.lr_scheduler_type}, AdamW betas ({args.adam_beta1:g}, {args.adam_beta2:g}), "
+                    f"{getattr(args.lr_scheduler_type, 'value', args.lr_scheduler_type)}, AdamW betas ({args.adam_beta1:g}, {args.adam_beta2:g}), "
                     f"alpha {args.alpha:g}, T {args.temperature:g}; bucket/group size {args.bucket_size}; "
                     f"seqkd targets: teacher beam {args.sequence_num_beams}",
         "metrics": f"sacreBLEU {sacrebleu.__version__} (13a tokenization, cased, detokenized) and chrF; greedy and "
