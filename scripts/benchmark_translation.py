@@ -87,7 +87,7 @@ class BenchmarkArguments:
     peers: list[str] = field(
         default_factory=lambda: ["torchao-qat4", "torchao-qat2", "quanto-qat4", "quanto-qat2", "quanto-qd4",
                                  "quanto-qd2", "diffq-qd"],
-        metadata={"help": "Peer rows (see scripts/peers.py); pass `--peers` with no names to skip them."},
+        metadata={"help": "Peer rows (see scripts/peers.py); `--peers none` skips them."},
     )
     diffq_penalty: float = field(default=1.0, metadata={"help": "diffq rows: weight of the model-size penalty "
                                                                 "(per MiB) in the loss."})
@@ -297,6 +297,7 @@ def main(bench: BenchmarkArguments, args: DistillationArguments) -> list[ResultR
     if args.bucket_size is None:
         raise SystemExit("The comparison needs --bucket_size (peers use it as their group size).")
     specs = order_methods(bench.methods, args.alpha)  # bad names fail before any work
+    bench.peers = [name for name in bench.peers if name != "none"]
     for name in bench.peers:
         peers.parse_peer(name)
     if not os.path.isdir(bench.teacher):

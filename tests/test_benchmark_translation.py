@@ -70,7 +70,7 @@ def test_budgets_parse_and_flags_override_them():
 
 def test_refuses_a_student_that_is_not_small_enough(workspace, tmp_path):
     script = _script()
-    argv = _argv(workspace, tmp_path, "--student_d_model", "64", "--student_ffn_dim", "128",
+    argv = _argv(workspace, tmp_path, "--peers", "none", "--student_d_model", "64", "--student_ffn_dim", "128",
                  "--student_encoder_layers", "2", "--student_decoder_layers", "2")
     with pytest.raises(SystemExit, match="fewer than the"):
         script.main(*script.parse(argv))
@@ -83,7 +83,7 @@ def test_every_row_is_scored_sized_and_timed(workspace, tmp_path):
                                            ("diffq-qd", "diffq")) if _installed(module)]
     plot, moses = _installed("matplotlib"), _installed("sacremoses")
     argv = _argv(workspace, tmp_path, "--warm_start_epochs", "1", "--methods", "student", "kd", "pm4", "qat2", "qd2",
-                 "--plot", str(plot).lower(), "--tokenized_bleu", str(moses).lower(), "--peers", *peer_rows)
+                 "--plot", str(plot).lower(), "--tokenized_bleu", str(moses).lower(), "--peers", *(peer_rows or ["none"]))
     script.main(*script.parse(argv))
 
     result = json.loads((tmp_path / "results.json").read_text())
