@@ -9,7 +9,6 @@ from torch import nn
 from transformers import PreTrainedModel, Seq2SeqTrainer, TrainerCallback
 
 from ..hub.finetune import prepare_packed_student
-from ..quant.size import unsaved_keys
 from ..quant import (
     Allocation,
     allocate_points,
@@ -22,6 +21,7 @@ from ..quant import (
     set_quant_step,
     sort_points_,
 )
+from ..quant.size import unsaved_keys
 from .arguments import TEACHER_DTYPES, DistillationArguments
 from .checkpoint import load_shadow_checkpoint, read_quant_config, save_quantization_state, shadow_state_dict
 from .losses import distillation_loss

@@ -34,7 +34,8 @@ class ResultRow:
 
 def markdown_table(rows: list[ResultRow], metric_names: list[str], show_library: bool = False) -> str:
     """A markdown table with the metrics in the given order (and the library of each row, for comparisons)."""
-    header = ["method"] + (["library"] if show_library else []) + ["description", "bits", "params", "size (MB)", "Huffman (MB)", "file (MB)", "vs teacher fp32"]
+    header = ["method"] + (["library"] if show_library else [])
+    header += ["description", "bits", "params", "size (MB)", "Huffman (MB)", "file (MB)", "vs teacher fp32"]
     header += metric_names + ["train (s)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
