@@ -18,6 +18,7 @@ disk) with the command, commit, machine and date, and checks the targets of the 
 
 from __future__ import annotations
 
+import argparse
 import copy
 import dataclasses
 import json
@@ -390,18 +391,12 @@ def main(bench: BenchmarkArguments, args: DistillationArguments) -> list[ResultR
 
 def parse(argv: list[str] | None = None) -> tuple[BenchmarkArguments, DistillationArguments]:
     """`--budget NAME` loads scripts/configs/benchmark_translation/NAME.yaml; flags override it."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    budget = "quick"
-    for i, arg in enumerate(argv):
-        if arg == "--budget" and i + 1 < len(argv):
-            budget = argv[i + 1]
-        elif arg.startswith("--budget="):
-            budget = arg.split("=", 1)[1]
-    rest = [a for i, a in enumerate(argv) if a != "--budget" and not a.startswith("--budget=")
-            and not (i > 0 and argv[i - 1] == "--budget")]
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--budget", default="quick")
+    known, rest = pre.parse_known_args(sys.argv[1:] if argv is None else argv)
     bench, args = parse_recipe_args((BenchmarkArguments, DistillationArguments), CONFIG_DIR,
-                                    ["--preset", budget, *rest])
-    bench.budget = budget
+                                    ["--preset", known.budget, *rest])
+    bench.budget = known.budget
     return bench, args
 
 

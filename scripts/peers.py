@@ -214,7 +214,8 @@ def _diffq_size(model: nn.Module) -> SizeReport:
     quantizer = model.diffq_quantizer
     bits = quantizer.true_model_size() * 2**20 * 8  # diffq counts MiB
     q_params = sum(qp.param.numel() for qp in quantizer._qparams if qp.other is None)
-    unsaved = sum(p.numel() for n, p in model.named_parameters() if n in unsaved_keys(model))
+    skip = unsaved_keys(model)
+    unsaved = sum(p.numel() for n, p in model.named_parameters() if n in skip)
     widths = sum(p.numel() for p in (qp.logit for qp in quantizer._qparams if qp.other is None))
     fp_params = sum(p.numel() for p in model.parameters()) - q_params - unsaved - widths
     return SizeReport(q_params, fp_params, len(quantizer._qparams), bits, FP_BITS * (q_params + fp_params), unsaved)
