@@ -31,7 +31,7 @@ from hfqd.data import (
     tokenize_translation,
     train_bpe_tokenizer,
 )
-from hfqd.distill import DistillationArguments, make_marian, make_student_from_config, make_student_from_teacher
+from hfqd.distill import DistillationArguments, check_same_tokenizer, make_marian, make_student_from_config, make_student_from_teacher
 from hfqd.eval.report import ResultRow, write_results
 from hfqd.hub.card import write_row_cards
 from hfqd.hub.push import PushError, push_folder
@@ -93,6 +93,12 @@ class DataArguments:
     max_train_samples: int | None = field(default=None, metadata={"help": "Use only this many training pairs."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Score only this many test pairs."})
 
+    def __post_init__(self):
+        for name in ("max_train_samples", "max_eval_samples", "max_source_length", "max_target_length"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"--{name} must be a positive number, got {value}; leave it out to use everything.")
+
 
 @dataclass
 class RecipeArguments:
@@ -101,9 +107,10 @@ class RecipeArguments:
         metadata={"help": "Shortcut for the main job: qd | dq | qd+dq at --bits, compared with kd and PM rows "
                           "(sets --methods).", "choices": ["qd", "dq", "qd+dq"]},
     )
-    methods: list[str] = field(
-        default_factory=lambda: ["kd", "pm4", "qd4"],
-        metadata={"help": "Rows to train and score: student, kd, seqkd, pm<b>, qat<b>, qd<b>."},
+    methods: list[str] | None = field(
+        default=None,
+        metadata={"help": "Rows to train and score: student, kd, seqkd, pm<b>, qat<b>, qd<b>, dq<b>, qddq<b> "
+                          "(default: kd pm<bits> qd<bits>)."},
     )
     eval_num_beams: int = field(default=4, metadata={"help": "Beams when scoring test translations."})
     eval_batch_size: int = field(default=64, metadata={"help": "Sentences per batch when scoring."})
@@ -127,10 +134,13 @@ def load_data(data: DataArguments, seed: int) -> DatasetDict:
         )
     split_map = {"train": data.train_split, "validation": data.validation_split, "test": data.test_split}
     if data.dataset_dir is None:
-        ensure_available(data.dataset, "dataset", OFFLINE_HINT)
-    return load_translation_dataset(
-        data.dataset, data.dataset_config, data.dataset_dir, data.source_lang, data.target_lang, split_map
-    )
+        ensure_available(data.dataset, "dataset", OFFLINE_HINT, repo_type="dataset")
+    try:
+        return load_translation_dataset(
+            data.dataset, data.dataset_config, data.dataset_dir, data.source_lang, data.target_lang, split_map
+        )
+    except ConnectionError as err:
+        raise SystemExit(f"{err} {OFFLINE_HINT}") from None
 
 
 def load_teacher(model_args: ModelArguments, data_args: DataArguments, raw: DatasetDict, seed: int):
@@ -183,6 +193,8 @@ def main(model_args: ModelArguments, data_args: DataArguments, recipe: RecipeArg
         row = {"qd": "qd", "dq": "dq", "qd+dq": "qddq"}[recipe.method] + str(args.bits)
         recipe.methods = ["kd", f"pm{args.bits}", row]
         recipe.push_method = recipe.push_method or row
+    elif recipe.methods is None:
+        recipe.methods = ["kd"] if args.bits is None else ["kd", f"pm{args.bits}", f"qd{args.bits}"]
     specs = order_methods(recipe.methods, args.alpha, has_teacher)  # bad method names fail before any work
     for name in (model_args.teacher, model_args.student):
         if name and name not in ("train", "none"):
@@ -190,11 +202,15 @@ def main(model_args: ModelArguments, data_args: DataArguments, recipe: RecipeArg
 
     # ---- data, teacher, tokenizer ----
     raw = load_data(data_args, args.seed)
-    if data_args.max_train_samples:
+    if data_args.max_train_samples is not None:
         raw["train"] = raw["train"].select(range(min(data_args.max_train_samples, len(raw["train"]))))
-    if data_args.max_eval_samples:
+    if data_args.max_eval_samples is not None:
         raw["test"] = raw["test"].select(range(min(data_args.max_eval_samples, len(raw["test"]))))
     teacher, tokenizer = load_teacher(model_args, data_args, raw, args.seed)
+    if teacher is not None and model_args.student:
+        # Every row trains and is scored with the teacher's token ids: a student with its own tokenizer must not slip
+        # through just because its vocabulary has the same size.
+        check_same_tokenizer(tokenizer, AutoTokenizer.from_pretrained(model_args.student))
     make_student = student_factory(model_args, teacher, args.seed)
     reference = teacher if teacher is not None else make_student()
     positions = getattr(reference.config, "max_position_embeddings", None)

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from hfqd.distill import QuantizedDistillationTrainer
-from hfqd.quant.size import BUCKET_BITS, FP_BITS, SizeReport, unsaved_keys
+from hfqd.quant.size import BUCKET_BITS, FP_BITS, SizeReport, saved_buffer_bits, unsaved_keys
 
 _PEER = re.compile(r"^(?:(?P<library>torchao|quanto)-(?P<method>qat|qd)(?P<bits>[24])|diffq-(?P<diffq>qat|qd))$")
 LIBRARIES = {"torchao": "torchao", "quanto": "optimum-quanto"}
@@ -195,7 +195,9 @@ def peer_size(model: nn.Module, spec: PeerSpec, group_size: int) -> SizeReport:
             q_params += numel
             buckets += groups
             bits += spec.bits * numel + BUCKET_BITS * groups
-    return SizeReport(q_params, fp_params, buckets, bits, FP_BITS * (q_params + fp_params), unsaved)
+    buffers = saved_buffer_bits(model, skip)
+    return SizeReport(q_params, fp_params, buckets, bits + buffers, FP_BITS * (q_params + fp_params) + buffers, unsaved,
+                      buffers, spec.bits * q_params)
 
 
 def diffq_mean_bits(model: nn.Module) -> float:

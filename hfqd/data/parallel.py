@@ -6,7 +6,9 @@ import logging
 import os
 from dataclasses import dataclass, field
 
-from datasets import Dataset, DatasetDict, load_dataset
+from datasets import Dataset, DatasetDict, load_dataset, load_from_disk
+from huggingface_hub import constants
+from huggingface_hub.errors import OfflineModeIsEnabled
 
 logger = logging.getLogger(__name__)
 
@@ -26,8 +28,17 @@ class TruncationReport:
 def _read_lines(path: str) -> list[str]:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Missing file {path}.")
-    with open(path, encoding="utf-8") as f:
-        lines = f.read().split("\n")
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise ValueError(
+            f"{path}, line {line}: invalid UTF-8 ({err.reason} at byte {err.start}). Convert the file to UTF-8, e.g. "
+            f"`iconv -f LATIN1 -t UTF-8`."
+        ) from None
+    lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
     if not lines:
@@ -104,7 +115,7 @@ def load_translation_dataset(
         return load_parallel_dir(dataset_dir, source_lang, target_lang, splits)
     if dataset_name is None:
         raise ValueError("Give --dataset_dir (local files) or --dataset (a Hub dataset name).")
-    raw = load_dataset(dataset_name, dataset_config)
+    raw = _load_named_dataset(dataset_name, dataset_config)
     mapping = splits or {"train": "train", "validation": "validation", "test": "test"}
     out = {}
     for split, source_split in mapping.items():
@@ -120,6 +131,27 @@ def load_translation_dataset(
             raise ValueError(f"{dataset_name} translations have languages {list(first)}, not {source_lang}/{target_lang}.")
         out[split] = ds
     return DatasetDict(out)
+
+
+def _load_named_dataset(name: str, config: str | None) -> DatasetDict:
+    """A Hub dataset, a folder written by `DatasetDict.save_to_disk`, or a folder of data files (parquet, json...).
+
+    A local folder has no Hub config, so ``config`` is ignored for it.
+    """
+    if os.path.isdir(name):
+        if os.path.isfile(os.path.join(name, "dataset_dict.json")):
+            return load_from_disk(name)
+        if os.path.isfile(os.path.join(name, "dataset_info.json")):
+            raise ValueError(f"{name} holds a single split saved with `Dataset.save_to_disk`; save a DatasetDict.")
+        return load_dataset(name)
+    try:
+        return load_dataset(name, config)
+    except (ConnectionError, OfflineModeIsEnabled) as err:
+        what = f"{name!r} (config {config!r})" if config else repr(name)
+        raise ConnectionError(
+            f"The dataset {what} is not in the local `datasets` cache and the Hub cannot be reached "
+            f"(HF_HUB_OFFLINE={int(constants.HF_HUB_OFFLINE)})."
+        ) from err
 
 
 @dataclass
@@ -140,25 +172,44 @@ def tokenize_translation(
     max_source_length: int = 128,
     max_target_length: int = 128,
     source_prefix: str = "",
+    keep_text: tuple[str, ...] | None = None,
+    num_proc: int | None = None,
 ) -> TokenizedSplits:
-    """Tokenize every split; long sentences are truncated and counted, never dropped."""
+    """Tokenize every split with batched `datasets.map` (Arrow-backed and cached for file-backed datasets, so a
+    WMT-size corpus is never held as Python lists); long sentences are truncated and counted, never dropped.
+
+    The raw texts of the ``keep_text`` splits (default: every split but `train`) are kept for detokenized BLEU.
+    """
     result = TokenizedSplits(DatasetDict())
+
+    def encode(batch):
+        sources = [source_prefix + ex[source_lang] for ex in batch["translation"]]
+        targets = [ex[target_lang] for ex in batch["translation"]]
+        # One token more than allowed tells whether a sentence was cut, without tokenizing it in full.
+        src = tokenizer(sources, max_length=max_source_length + 1, truncation=True)["input_ids"]
+        tgt = tokenizer(text_target=targets, max_length=max_target_length + 1, truncation=True)["input_ids"]
+        enc = dict(tokenizer(sources, max_length=max_source_length, truncation=True))
+        enc["labels"] = tokenizer(text_target=targets, max_length=max_target_length, truncation=True)["input_ids"]
+        enc["source_truncated"] = [len(ids) > max_source_length for ids in src]
+        enc["target_truncated"] = [len(ids) > max_target_length for ids in tgt]
+        return enc
+
     for split, ds in raw.items():
-        sources = [source_prefix + ex[source_lang] for ex in ds["translation"]]
-        targets = [ex[target_lang] for ex in ds["translation"]]
-        full_src = tokenizer(sources)["input_ids"]
-        full_tgt = tokenizer(text_target=targets)["input_ids"]
-        report = TruncationReport(split, total=len(sources))
-        report.sources = sum(len(x) > max_source_length for x in full_src)
-        report.targets = sum(len(x) > max_target_length for x in full_tgt)
+        encoded = ds.map(encode, batched=True, remove_columns=ds.column_names, num_proc=num_proc,
+                         desc=f"Tokenizing {split}")
+        report = TruncationReport(split, total=len(encoded))
+        report.sources = int(sum(encoded.with_format("numpy")["source_truncated"]))
+        report.targets = int(sum(encoded.with_format("numpy")["target_truncated"]))
         if report.sources or report.targets:
             logger.warning(
                 f"{split}: {report.sources} sources longer than {max_source_length} tokens and {report.targets} "
                 f"targets longer than {max_target_length} were truncated (of {report.total})."
             )
-        enc = tokenizer(sources, max_length=max_source_length, truncation=True)
-        enc["labels"] = tokenizer(text_target=targets, max_length=max_target_length, truncation=True)["input_ids"]
-        result.datasets[split] = Dataset.from_dict(dict(enc))
-        result.sources[split], result.references[split] = sources, targets
+        result.datasets[split] = encoded.remove_columns(["source_truncated", "target_truncated"])
+        if split != "train" if keep_text is None else split in keep_text:
+            pairs = ds["translation"]
+            result.sources[split] = [source_prefix + ex[source_lang] for ex in pairs]
+            result.references[split] = [ex[target_lang] for ex in pairs]
         result.truncation[split] = report
     return result
+

@@ -3,6 +3,7 @@
 from .arguments import DistillationArguments
 from .losses import DistillationLossOutput, distillation_loss
 from .students import (
+    check_same_tokenizer,
     check_same_vocabulary,
     make_marian,
     make_resnet,
@@ -16,6 +17,7 @@ __all__ = [
     "DistillationArguments",
     "DistillationLossOutput",
     "QuantizedDistillationTrainer",
+    "check_same_tokenizer",
     "check_same_vocabulary",
     "distillation_loss",
     "make_marian",

@@ -16,28 +16,10 @@ import safetensors.torch
 import torch
 from torch import nn
 
-from ..quant import QuantConfig, get_quant_config, iter_shadow_names
+from ..quant import QuantConfig, get_quant_config, iter_shadow_names, shadow_state_dict
 
 QUANT_CONFIG_NAME = "hfqd_quant_config.json"
 QUANTIZER_STATE_NAME = "hfqd_quantizers.safetensors"
-
-
-def shadow_state_dict(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """Split ``model.state_dict()`` into plain-named weights (shadows renamed) and quantizer state.
-
-    Quantizer state is what lives inside the parametrization modules (e.g. learned points); uniform quantizers
-    have none.
-    """
-    renames = dict(iter_shadow_names(model))
-    weights, quantizer_state = {}, {}
-    for key, value in model.state_dict().items():
-        if key in renames:
-            weights[renames[key]] = value
-        elif ".parametrizations." in key or key.startswith("parametrizations."):
-            quantizer_state[key] = value
-        else:
-            weights[key] = value
-    return weights, quantizer_state
 
 
 def save_quantization_state(model: nn.Module, output_dir: str) -> None:
@@ -52,7 +34,14 @@ def save_quantization_state(model: nn.Module, output_dir: str) -> None:
     os.replace(tmp, os.path.join(output_dir, QUANT_CONFIG_NAME))
     if quantizer_state:
         tmp = os.path.join(output_dir, QUANTIZER_STATE_NAME + ".tmp")
-        safetensors.torch.save_file({k: v.contiguous() for k, v in quantizer_state.items()}, tmp)
+        # Tied weights share one quantizer, so its points appear under every alias; safetensors stores a tensor
+        # once (loading fills the aliases, which are the same parameter).
+        unique, seen = {}, set()
+        for key, value in quantizer_state.items():
+            if value.data_ptr() not in seen:
+                seen.add(value.data_ptr())
+                unique[key] = value.contiguous()
+        safetensors.torch.save_file(unique, tmp)
         os.replace(tmp, os.path.join(output_dir, QUANTIZER_STATE_NAME))
 
 

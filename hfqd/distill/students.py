@@ -47,11 +47,27 @@ def check_same_vocabulary(teacher: nn.Module, student: nn.Module, teacher_tokeni
             "distillation_mode='sequence'."
         )
     if teacher_tokenizer is not None and student_tokenizer is not None:
-        if teacher_tokenizer.get_vocab() != student_tokenizer.get_vocab():
-            raise ValueError(
-                "The teacher's and the student's tokenizers have different vocabularies; token-level distillation "
-                "needs the same tokenizer for both. Save the teacher's tokenizer with the student."
-            )
+        check_same_tokenizer(teacher_tokenizer, student_tokenizer)
+
+
+def check_same_tokenizer(teacher_tokenizer, student_tokenizer) -> None:
+    """Raise unless both tokenizers map the same tokens to the same ids, special tokens included.
+
+    Equal vocabulary sizes are not enough: a student trained on the teacher's ids but shipped with another tokenizer
+    of the same size would silently translate garbage.
+    """
+    t_vocab, s_vocab = teacher_tokenizer.get_vocab(), student_tokenizer.get_vocab()
+    if t_vocab != s_vocab:
+        differ = sorted(set(t_vocab.items()) ^ set(s_vocab.items()), key=lambda item: item[1])[:3]
+        raise ValueError(
+            f"The teacher's and the student's tokenizers differ ({len(t_vocab)} vs {len(s_vocab)} tokens; e.g. "
+            f"{differ}): distillation trains the student on the teacher's token ids, so both need the same "
+            "tokenizer. Save the teacher's tokenizer with the student, or give a student built with it."
+        )
+    for attr in ("pad_token_id", "eos_token_id", "bos_token_id", "unk_token_id"):
+        t, s = getattr(teacher_tokenizer, attr, None), getattr(student_tokenizer, attr, None)
+        if t != s:
+            raise ValueError(f"The teacher's tokenizer has {attr}={t}, the student's {s}: use the same tokenizer for both.")
 
 
 def make_student_from_teacher(

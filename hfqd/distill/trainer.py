@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import torch
 from torch import nn
 from transformers import PreTrainedModel, Seq2SeqTrainer, TrainerCallback
 
-from ..hub.finetune import prepare_packed_student
+from ..hub import prepare_packed_student, push_folder, save_packed
 from ..quant import (
     Allocation,
     allocate_points,
@@ -19,11 +20,12 @@ from ..quant import (
     quantize_,
     selected_parameters,
     set_quant_step,
+    shadow_state_dict,
     sort_points_,
 )
 from ..quant.size import unsaved_keys
 from .arguments import TEACHER_DTYPES, DistillationArguments
-from .checkpoint import load_shadow_checkpoint, read_quant_config, save_quantization_state, shadow_state_dict
+from .checkpoint import load_shadow_checkpoint, read_quant_config, save_quantization_state
 from .losses import distillation_loss
 from .students import check_same_vocabulary
 
@@ -36,8 +38,8 @@ class SortPointsCallback(TrainerCallback):
     def __init__(self, model: nn.Module):
         self.model = model
 
-    def on_step_end(self, args, state, control, **kwargs):
-        sort_points_(self.model)
+    def on_step_end(self, args, state, control, optimizer=None, **kwargs):
+        sort_points_(self.model, optimizer)
 
 
 class QuantizedDistillationTrainer(Seq2SeqTrainer):
@@ -144,10 +146,14 @@ class QuantizedDistillationTrainer(Seq2SeqTrainer):
             seen += 1
         if seen == 0:
             raise ValueError("The training set is empty: cannot estimate gradient norms for bit allocation.")
-        norms = {name: float(p.grad.norm()) / seen if p.grad is not None else 0.0 for name, p in params.items()}
+        norms = torch.stack([
+            p.grad.norm() / seen if p.grad is not None else torch.zeros((), device=p.device) for p in params.values()
+        ])
+        # Each process saw its own shard: average, so that every rank allocates the same points (same shapes).
+        norms = self.accelerator.reduce(norms, reduction="mean")
         model.zero_grad(set_to_none=True)
-        self._distill_logs.update(kd=0.0, ce=0.0, n=0)
-        return norms
+        self._reset_distill_logs()
+        return dict(zip(params, norms.tolist()))
 
     def create_optimizer(self, model=None):
         """The Trainer's optimizer, with learned points in their own group (own learning rate, no weight decay)."""
@@ -202,23 +208,30 @@ class QuantizedDistillationTrainer(Seq2SeqTrainer):
             # `num_items_in_batch` counts every process's tokens while DDP averages gradients: undo the average.
             loss = loss * self.accelerator.num_processes
         if model.training:
-            self._distill_logs["kd"] += float(result.kd)
-            self._distill_logs["ce"] += float(result.ce)
-            self._distill_logs["n"] += 1
+            # Undo the normaliser (which spans every accumulation step and process) to log per-token means.
+            tokens = (labels != -100).sum()
+            norm = tokens if num_items_in_batch is None else num_items_in_batch
+            acc = self._distill_logs
+            acc += torch.stack([result.kd * norm, result.ce * norm, tokens.float()]).detach().float().to(acc.device)
         return (loss, outputs) if return_outputs else loss
 
     @property
-    def _distill_logs(self) -> dict:
+    def _distill_logs(self) -> torch.Tensor:
+        """Running sums since the last log: KD term, CE term, target tokens (this process)."""
         if not hasattr(self, "_distill_log_acc"):
-            self._distill_log_acc = {"kd": 0.0, "ce": 0.0, "n": 0}
+            self._reset_distill_logs()
         return self._distill_log_acc
 
+    def _reset_distill_logs(self) -> None:
+        self._distill_log_acc = torch.zeros(3, device=self.args.device)
+
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        acc = self._distill_logs
-        if "loss" in logs and acc["n"]:
-            logs["kd_loss"] = round(acc["kd"] / acc["n"], 4)
-            logs["ce_loss"] = round(acc["ce"] / acc["n"], 4)
-            acc.update(kd=0.0, ce=0.0, n=0)
+        if "loss" in logs:
+            kd, ce, tokens = self.accelerator.reduce(self._distill_logs.clone(), reduction="sum").tolist()
+            if tokens:
+                logs["kd_loss"] = round(kd / tokens, 4)
+                logs["ce_loss"] = round(ce / tokens, 4)
+            self._reset_distill_logs()
         super().log(logs, start_time)
 
     def training_step(self, model, inputs, num_items_in_batch=None):
@@ -236,14 +249,41 @@ class QuantizedDistillationTrainer(Seq2SeqTrainer):
         """
         if _internal_call or not is_quantized(self.model):
             return super().save_model(output_dir, _internal_call)
-        from ..hub import save_packed
 
         output_dir = output_dir if output_dir is not None else self.args.output_dir
         if self.args.should_save:
             save_packed(self.accelerator.unwrap_model(self.model), output_dir, tokenizer=self.processing_class,
                         save_shadows=self.args.save_shadows)
         if self.args.push_to_hub:
-            self.push_to_hub(commit_message="Model save", revision=self.args.hub_revision)
+            self.push_to_hub(commit_message="Model save", revision=self.args.hub_revision, _folder=output_dir)
+
+    def push_to_hub(self, commit_message: str | None = "End of training", blocking: bool = True, token=None,
+                    revision=None, _folder: str | None = None, **kwargs):
+        """Push the packed student, never the full-precision shadows.
+
+        transformers' own `push_to_hub` saves with `save_model(_internal_call=True)`, which writes a training
+        checkpoint (fp32 shadows, no `quantization_config`) over `output_dir` and uploads that. A quantized
+        student is saved packed instead (into ``output_dir``, or the folder `save_model` just wrote) and that
+        folder is uploaded in one commit.
+        """
+        if not is_quantized(self.model):
+            return super().push_to_hub(commit_message, blocking, token, revision, **kwargs)
+        folder = _folder or self.args.output_dir
+        if _folder is None and self.args.should_save:
+            save_packed(self.accelerator.unwrap_model(self.model), folder, tokenizer=self.processing_class,
+                        save_shadows=self.args.save_shadows)
+        if not self.is_world_process_zero():
+            return None
+        repo_id = self.args.hub_model_id or os.path.basename(os.path.abspath(self.args.output_dir))
+        return push_folder(folder, repo_id, private=self.args.hub_private_repo, token=token or self.args.hub_token,
+                           commit_message=commit_message or "Upload hfqd packed model", revision=revision)
+
+    def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
+        # Checkpoints hold fp32 shadows: uploading them would replace the packed model on the Hub.
+        if is_quantized(self.model):
+            logger.info("Quantized student: checkpoints are not pushed; the packed model is pushed by save_model.")
+            return
+        super()._push_from_checkpoint(checkpoint_folder)
 
     # ---- checkpoints --------------------------------------------------------------------------------------------
 

@@ -9,17 +9,21 @@ method and refuses to load the checkpoint rather than load packed bytes as weigh
 
 from __future__ import annotations
 
-from typing import Any
+import json
+import re
+from typing import Any, NoReturn
 
 import torch
+from safetensors import safe_open
 from transformers.core_model_loading import ConversionOps
 from transformers.quantizers import HfQuantizer, register_quantization_config, register_quantizer
 from transformers.quantizers.quantizers_utils import get_module_from_name
 from transformers.utils.quantization_config import QuantizationConfigMixin
 
-from .packed import MIN_SUFFIX, POINTS_SUFFIX, SCALE_SUFFIX, unpack_tensor
+from .packed import METADATA_KEY, MIN_SUFFIX, POINTS_SUFFIX, SCALE_SUFFIX, tensor_checksum, unpack_tensor
 
 QUANT_METHOD = "hfqd"
+_REQUIRED = object()  # bits and bucket_size have no default: a config without them is corrupt
 
 
 @register_quantization_config(QUANT_METHOD)
@@ -39,8 +43,8 @@ class HfqdConfig(QuantizationConfigMixin):
 
     def __init__(
         self,
-        bits: int | None = 4,
-        bucket_size: int | None = 256,
+        bits: int | None = _REQUIRED,
+        bucket_size: int | None = _REQUIRED,
         rounding: str = "nearest",
         method: str = "uniform",
         tensor_bits: dict[str, int] | None = None,
@@ -61,6 +65,12 @@ class HfqdConfig(QuantizationConfigMixin):
         self.post_init()
 
     def post_init(self) -> None:
+        missing = [name for name in ("bits", "bucket_size") if getattr(self, name) is _REQUIRED]
+        if missing:
+            raise ValueError(
+                f"The hfqd quantization_config (config.json) lacks {missing}: the file was not written by hfqd or was "
+                "edited. Re-save the model with hfqd.save_packed."
+            )
         if self.method not in ("uniform", "learned"):
             raise ValueError(f"`method` must be 'uniform' or 'learned', got {self.method!r}.")
         for name, bits in {"default": self.bits, **self.tensor_bits}.items():
@@ -104,19 +114,31 @@ class HfqdDeserialize(ConversionOps):
 
         weight = first("weight")
         minimum, scale = first("weight" + MIN_SUFFIX), first("weight" + SCALE_SUFFIX)
-        if minimum is None or scale is None:
+        quantizer = self.hf_quantizer
+        config = quantizer.quantization_config
+        if full_layer_name not in config.quantized_tensors:
+            if minimum is not None or scale is not None:
+                quantizer.fail(f"{full_layer_name} has bucket scales but is not listed in quantized_tensors")
             return {"weight": weight}  # not a quantized tensor (e.g. a norm's weight)
+        if minimum is None or scale is None:
+            quantizer.fail(f"{full_layer_name} lacks its {MIN_SUFFIX} or {SCALE_SUFFIX} entry")
         module, _ = get_module_from_name(model, full_layer_name)
         target = module.weight
-        config = self.hf_quantizer.quantization_config
         points = first("weight" + POINTS_SUFFIX)
+        expected = quantizer.file_info.get(full_layer_name)
+        if expected is not None and tensor_checksum(weight, minimum, scale, points) != expected.get("sha256"):
+            quantizer.fail(f"the bytes of {full_layer_name} do not match their checksum (corrupted or edited)")
+        try:
+            value = unpack_tensor(
+                weight, minimum, scale, tuple(target.shape), config.bits_of(full_layer_name), config.bucket_size,
+                points=points, dtype=torch.float32,
+            )
+        except ValueError as err:
+            quantizer.fail(f"{full_layer_name}: {err}")
+        # Kept so that fine-tuning restores exactly this quantization (points, bucket ends) instead of recomputing it.
+        quantizer.loaded_affine[full_layer_name] = (minimum.detach().clone().float(), scale.detach().clone().float())
         if points is not None:
-            # Kept so that fine-tuning restores the learned points instead of initialising new ones.
-            self.hf_quantizer.loaded_points[full_layer_name] = points.detach().clone().float()
-        value = unpack_tensor(
-            weight, minimum, scale, tuple(target.shape), config.bits_of(full_layer_name), config.bucket_size,
-            points=points, dtype=torch.float32,
-        )
+            quantizer.loaded_points[full_layer_name] = points.detach().clone().float()
         return {"weight": value.to(target.dtype if target.dtype.is_floating_point else torch.float32)}
 
 
@@ -130,17 +152,75 @@ class HfqdHfQuantizer(HfQuantizer):
     def __init__(self, quantization_config, **kwargs):
         super().__init__(quantization_config, **kwargs)
         self.loaded_points: dict[str, torch.Tensor] = {}
+        self.loaded_affine: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.file_info: dict[str, dict] = {}
+        self.weights_file: str = "the checkpoint"
 
     def validate_environment(self, *args, **kwargs):
         return None
 
+    def fail(self, problem: str) -> NoReturn:
+        """One error for every corrupt or mismatched checkpoint, naming the file and the tensor or field."""
+        raise ValueError(f"Cannot load the packed hfqd checkpoint {self.weights_file}: {problem}. Nothing was loaded.")
+
+    def _process_model_before_weight_loading(self, model, checkpoint_files=None, **kwargs):
+        """Check the file against config.json before any weight is read: every tensor the model needs is there,
+        and each quantized tensor has the geometry its config gives (a wrong bucket size can yield the same
+        number of buckets, so the counts alone prove nothing)."""
+        if not checkpoint_files:
+            return model
+        if len(checkpoint_files) != 1:
+            self.fail(f"expected one weights file, got {len(checkpoint_files)}")
+        self.weights_file = checkpoint_files[0]
+        try:
+            with safe_open(self.weights_file, framework="pt") as f:
+                names, metadata = set(f.keys()), f.metadata() or {}
+        except Exception as err:  # safetensors raises its own error types for truncated or garbled files
+            self.fail(f"the file cannot be read ({err}); it is truncated or not a safetensors file")
+        if METADATA_KEY in metadata:
+            self.file_info = json.loads(metadata[METADATA_KEY])
+        config = self.quantization_config
+        for name in config.quantized_tensors:
+            for suffix in ("", MIN_SUFFIX, SCALE_SUFFIX) + ((POINTS_SUFFIX,) if config.method == "learned" else ()):
+                if name + suffix not in names:
+                    self.fail(f"the entry {name + suffix} is missing")
+            info = self.file_info.get(name)
+            if self.file_info and info is None:
+                self.fail(f"{name} is listed in config.json but not in the file's metadata")
+            if info is not None:
+                shape = list(model.get_parameter(name).shape)
+                for field, want in (("bits", config.bits_of(name)), ("bucket_size", config.bucket_size),
+                                    ("shape", shape)):
+                    if info.get(field) != want:
+                        self.fail(f"{name} was saved with {field}={info.get(field)}, but the model and config.json "
+                                  f"say {want}")
+        self._check_complete(model, names)
+        return model
+
+    def _check_complete(self, model, names: set[str]) -> None:
+        """Every tensor the model stores must be in the file (transformers would fill a missing one randomly)."""
+        rebuilt = list(getattr(model, "_keys_to_ignore_on_load_missing", None) or [])
+        rebuilt += list(getattr(model, "_keys_to_ignore_on_save", None) or [])
+        tied = getattr(model, "all_tied_weights_keys", None) or {}
+        for key in model.state_dict():
+            if key in names or any(re.search(pattern, key) for pattern in rebuilt):
+                continue
+            partner = tied.get(key)
+            if partner is not None and partner in names:
+                continue
+            if any(source == key and target in names for target, source in tied.items()):
+                continue
+            self.fail(f"the tensor {key} is missing")
 
     def get_load_operations(self) -> dict:
         return {"deserialize": HfqdDeserialize}
 
     def is_serializable(self) -> bool:
-        # Saving goes through hfqd.save_packed (the trainer's save_model), which writes codes, not floats.
-        return False
+        # `save_pretrained` would write the dequantized floats under a config that says they are packed codes.
+        raise ValueError(
+            "A model loaded from a packed hfqd checkpoint is saved with `hfqd.save_packed(model, output_dir, "
+            "tokenizer)`, which writes the packed format again (`trainer.save_model()` does the same)."
+        )
 
     @property
     def is_trainable(self) -> bool:

@@ -8,31 +8,56 @@ For each quantized tensor `P` (e.g. `model.encoder.layers.0.fc1.weight`) the saf
     P_qpoints    float32 [n_points], learned levels in [0, 1] (non-uniform quantization only)
 
 and `config.json` carries `quantization_config = {"quant_method": "hfqd", ...}` with the bits of each tensor.
-Weights are rebuilt with :func:`hfqd.quant.dequantize_codes`, the same function the training forward pass uses,
-so a loaded model computes exactly what the saved one did.
+The file's own metadata (`hfqd` key) repeats each quantized tensor's geometry (shape, bits, bucket size, levels)
+and a SHA-256 of its packed entries, so a file that does not match its config, or whose bytes changed, is refused
+at load instead of being decoded into wrong weights. Weights are rebuilt with :func:`hfqd.quant.dequantize_codes`,
+the same function the training forward pass uses, so a loaded model computes exactly what the saved one did.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from ..quant import QuantizedCodes, dequantize_codes, get_quant_config, quantized_parameters
+from ..quant import (
+    QuantizedCodes,
+    dequantize_codes,
+    get_quant_config,
+    model_size,
+    quantized_parameters,
+    shadow_state_dict,
+)
+from ..quant.size import unsaved_keys
+from ..version import __version__
 from .bitpack import pack_codes, unpack_codes
 
 MIN_SUFFIX, SCALE_SUFFIX, POINTS_SUFFIX = "_qmin", "_qscale", "_qpoints"
 WEIGHTS_NAME = "model.safetensors"
+METADATA_KEY = "hfqd"
+
+
+def tensor_checksum(*tensors: torch.Tensor | None) -> str:
+    """SHA-256 of the bytes of a quantized tensor's packed entries (codes, min, scale, points)."""
+    digest = hashlib.sha256()
+    for tensor in tensors:
+        if tensor is not None:
+            digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def file_metadata(info: dict[str, dict]) -> dict[str, str]:
+    """The safetensors metadata of a packed file (string values only, as safetensors requires)."""
+    return {"format": "pt", METADATA_KEY: json.dumps(info, sort_keys=True)}
 
 
 def _plain_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     """State dict with parametrized weights under their plain names; tied tensors kept once (first name); what
     the model rebuilds on load (its `_keys_to_ignore_on_save`, as `save_pretrained` does) left out."""
-    from ..distill.checkpoint import shadow_state_dict
-    from ..quant.size import unsaved_keys
-
     weights, _ = shadow_state_dict(model)
     skip = unsaved_keys(model)
     seen: dict[int, str] = {}
@@ -50,18 +75,24 @@ def _plain_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def packed_state_dict(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, dict]]:
-    """Tensors of the packed file and, per quantized tensor, its metadata (bits, bucket size, points)."""
+    """Tensors of the packed file and, per quantized tensor, its metadata (shape, bits, bucket size, levels and
+    the checksum of its packed entries)."""
     tensors = _plain_state_dict(model)
     info: dict[str, dict] = {}
     for entry in quantized_parameters(model):
         q = entry.quantizer.codes(entry.shadow)
         bits = max(1, (q.levels - 1).bit_length())
-        tensors[entry.name] = pack_codes(q.flat_codes(), bits)
-        tensors[entry.name + MIN_SUFFIX] = q.minimum.float().contiguous()
-        tensors[entry.name + SCALE_SUFFIX] = q.scale.float().contiguous()
-        if q.points is not None:
-            tensors[entry.name + POINTS_SUFFIX] = q.points.detach().float().contiguous()
-        info[entry.name] = {"bits": bits, "bucket_size": entry.quantizer.bucket_size, "levels": q.levels}
+        parts = [
+            pack_codes(q.flat_codes(), bits),
+            q.minimum.detach().float().cpu().contiguous(),
+            q.scale.detach().float().cpu().contiguous(),
+            None if q.points is None else q.points.detach().float().cpu().contiguous(),
+        ]
+        for suffix, tensor in zip(("", MIN_SUFFIX, SCALE_SUFFIX, POINTS_SUFFIX), parts):
+            if tensor is not None:
+                tensors[entry.name + suffix] = tensor
+        info[entry.name] = {"bits": bits, "bucket_size": entry.quantizer.bucket_size, "levels": q.levels,
+                            "shape": list(entry.shadow.shape), "sha256": tensor_checksum(*parts)}
     return {k: v.detach().cpu().contiguous() for k, v in tensors.items()}, info
 
 
@@ -86,10 +117,17 @@ def unpack_tensor(
             f"A tensor of shape {tuple(shape)} in buckets of {bucket_size} has {-(-numel // bucket_len)} buckets, "
             f"but the checkpoint stores {n_buckets}: the file and its config.json do not match."
         )
+    for what, tensor in (("minimum", minimum), ("scale", scale), ("points", points)):
+        if tensor is not None and not bool(torch.isfinite(tensor).all()):
+            raise ValueError(f"The stored bucket {what} holds non-finite values: the file is corrupt.")
+    if bool((scale < 0).any()):
+        raise ValueError("A stored bucket scale is negative: the file is corrupt.")
     codes = unpack_codes(packed, bits, numel)
+    levels = points.numel() if points is not None else 2**bits
+    if numel and int(codes.max()) >= levels:
+        raise ValueError(f"A stored code ({int(codes.max())}) exceeds the {levels} levels: the file is corrupt.")
     padded = torch.zeros(n_buckets * bucket_len, dtype=torch.uint8)
     padded[:numel] = codes
-    levels = points.numel() if points is not None else 2**bits
     q = QuantizedCodes(padded.view(n_buckets, bucket_len), minimum.float(), scale.float(), torch.Size(shape), levels,
                        points)
     return dequantize_codes(q, dtype)
@@ -111,16 +149,12 @@ class PackedSize:
 
 def packed_size_report(model: nn.Module, weights_file: str) -> PackedSize:
     """Compare a packed file's size with the theoretical size of ``model`` and with fp32."""
-    from ..quant import model_size
-
     report = model_size(model)
     return PackedSize(os.path.getsize(weights_file), report.bits / 8, report.fp32_bits // 8)
 
 
 def quant_config_dict(model: nn.Module, info: dict[str, dict]) -> dict:
     """The `quantization_config` entry of config.json for a packed model."""
-    from ..version import __version__
-
     config = get_quant_config(model)
     default_bits = config.bits if config is not None else None
     return {

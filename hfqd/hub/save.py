@@ -9,23 +9,32 @@ import safetensors.torch
 from torch import nn
 
 from ..quant import is_quantized, quantized_parameters
-from .finetune import SHADOWS_NAME
-from ..utils import atomic_directory
-from .packed import WEIGHTS_NAME, packed_state_dict, quant_config_dict
+from .finetune import SHADOWS_NAME, packed_quant_config, prepare_packed_student
+from ..utils import replace_files
+from .packed import WEIGHTS_NAME, file_metadata, packed_state_dict, quant_config_dict
 
 
 def save_packed(model: nn.Module, output_dir: str, tokenizer=None, save_shadows: bool = False) -> dict:
     """Save a model quantized by :func:`hfqd.quantize_` as a packed checkpoint in ``output_dir``.
 
     Writes `model.safetensors` (codes bit-packed, per-bucket min/scale, other tensors as they are), `config.json`
-    with `quantization_config`, `generation_config.json` and the tokenizer when given. The folder is written
-    next to ``output_dir`` and renamed into place, so an interrupted save leaves the previous one intact.
+    with `quantization_config`, `generation_config.json` and the tokenizer when given. Only these files are
+    replaced, each by an atomic rename (config.json last), so the `checkpoint-*` folders of a Trainer's
+    `output_dir` and anything else kept there survive, and an interrupted save leaves the previous files intact.
     With ``save_shadows``, the full-precision shadow weights go to `hfqd_shadows.safetensors` as well, so that a
     later fine-tuning resumes from them rather than from the dequantized values.
 
+    A model loaded from a packed checkpoint (`from_pretrained` after `import hfqd`) is saved the same way: its
+    quantizers are re-attached first, which leaves its outputs unchanged.
+
     Returns:
         The `quantization_config` dict written to config.json.
+
+    Raises:
+        NotADirectoryError: ``output_dir`` is a file.
     """
+    if not is_quantized(model) and packed_quant_config(model) is not None:
+        prepare_packed_student(model)  # loaded from a packed checkpoint: re-attach its quantizers (exact)
     if not is_quantized(model):
         raise ValueError("save_packed needs a model quantized by hfqd.quantize_; use save_pretrained for others.")
     if not hasattr(model, "config"):
@@ -35,11 +44,11 @@ def save_packed(model: nn.Module, output_dir: str, tokenizer=None, save_shadows:
     config = copy.deepcopy(model.config)
     config.quantization_config = quantization_config
     config.architectures = [type(model).__name__]
-    with atomic_directory(output_dir) as tmp:
+    with replace_files(output_dir, remove=() if save_shadows else (SHADOWS_NAME,)) as tmp:
         config.save_pretrained(tmp)
         if getattr(model, "generation_config", None) is not None and model.can_generate():
             model.generation_config.save_pretrained(tmp)
-        safetensors.torch.save_file(tensors, os.path.join(tmp, WEIGHTS_NAME), metadata={"format": "pt"})
+        safetensors.torch.save_file(tensors, os.path.join(tmp, WEIGHTS_NAME), metadata=file_metadata(info))
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
         if save_shadows:

@@ -2,6 +2,7 @@
 
 from .allocation import Allocation, allocate_points, allocation_report
 from .api import (
+    shadow_state_dict,
     QuantizedParameter,
     dequantize_,
     freeze_,
@@ -18,6 +19,8 @@ from .api import (
 )
 from .config import QuantConfig
 from .functions import (
+    codes_from_values,
+    shadow_for_codes,
     QuantizedCodes,
     dequantize_codes,
     nearest_point_codes,
@@ -39,6 +42,8 @@ __all__ = [
     "allocate_points",
     "allocation_report",
     "code_frequencies",
+    "codes_from_values",
+    "shadow_for_codes",
     "entropy",
     "huffman_code_lengths",
     "huffman_size",
@@ -67,6 +72,7 @@ __all__ = [
     "quantize_to_points",
     "quantized_parameters",
     "set_quant_step",
+    "shadow_state_dict",
     "straight_through",
     "to_buckets",
     "uniform_codes",

@@ -95,7 +95,8 @@ def quantize_(
             from :func:`hfqd.quant.allocate_points`; the others get `2**bits`.
 
     Raises:
-        ValueError: if ``model`` is already quantized, or nothing matches the selection.
+        ValueError: if ``model`` is already quantized, nothing matches the selection, or a selected weight holds
+            inf or NaN.
 
     Example usage::
 
@@ -115,6 +116,13 @@ def quantize_(
             f"No module matched the selection (module_types={list(config.module_types)}, include="
             f"{list(config.include)}, exclude={list(config.exclude)}); nothing was quantized."
         )
+    for name, module in selected:
+        if not bool(torch.isfinite(module.weight.detach()).all()):
+            bad = int((~torch.isfinite(module.weight.detach())).sum())
+            raise ValueError(
+                f"{name}.weight holds {bad} non-finite values (inf or NaN); quantizing it would turn whole buckets "
+                "into NaN. Fix or retrain the model, or leave the layer out (exclude=...)."
+            )
     state = QuantState()
     by_param: dict[int, UniformQuantizer] = {}
     for name, module in selected:
@@ -220,13 +228,41 @@ def learned_points(model: nn.Module) -> list[nn.Parameter]:
     return [e.quantizer.points for e in quantized_parameters(model) if isinstance(e.quantizer, LearnedQuantizer)]
 
 
-def sort_points_(model: nn.Module) -> None:
-    """Re-sort every learned point vector; call after each optimizer step."""
+@torch.no_grad()
+def sort_points_(model: nn.Module, optimizer: torch.optim.Optimizer | None = None) -> None:
+    """Re-sort every learned point vector; call after each optimizer step.
+
+    With ``optimizer``, its per-parameter state of each point vector (Adam's moments, SGD's momentum) is permuted
+    the same way, so every point keeps its own running statistics after two points swap places.
+    """
     for entry in quantized_parameters(model):
         if isinstance(entry.quantizer, LearnedQuantizer):
-            entry.quantizer.sort_points_()
+            points = entry.quantizer.points
+            order = entry.quantizer.sort_points_()
+            state = optimizer.state.get(points, {}) if optimizer is not None else {}
+            for key, value in state.items():
+                if torch.is_tensor(value) and value.shape == points.shape:
+                    state[key] = value[order]
 
 
 def get_quant_config(model: nn.Module) -> QuantConfig | None:
     """The :class:`QuantConfig` that `quantize_` applied to ``model``, if any."""
     return getattr(model, "_hfqd_quant_config", None)
+
+
+def shadow_state_dict(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Split ``model.state_dict()`` into plain-named weights (shadows renamed) and quantizer state.
+
+    Quantizer state is what lives inside the parametrization modules (e.g. learned points); uniform quantizers
+    have none.
+    """
+    renames = dict(iter_shadow_names(model))
+    weights, quantizer_state = {}, {}
+    for key, value in model.state_dict().items():
+        if key in renames:
+            weights[renames[key]] = value
+        elif ".parametrizations." in key or key.startswith("parametrizations."):
+            quantizer_state[key] = value
+        else:
+            weights[key] = value
+    return weights, quantizer_state

@@ -164,3 +164,44 @@ def quantize_to_points(
     """Non-uniform quantization to ``points``; returns ``(dequantized tensor, codes)``."""
     q = nearest_point_codes(tensor, points, bucket_size)
     return dequantize_codes(q, tensor.dtype), q
+
+
+def codes_from_values(
+    values: torch.Tensor,
+    minimum: torch.Tensor,
+    scale: torch.Tensor,
+    levels: int,
+    bucket_size: int | None,
+    points: torch.Tensor | None = None,
+) -> QuantizedCodes:
+    """The codes of a tensor that already holds dequantized values, given the stored per-bucket affine."""
+    buckets = to_buckets(values.detach().float(), bucket_size)
+    unit = (buckets - minimum[:, None]) / scale[:, None]
+    if points is None:
+        codes = torch.round(unit * (levels - 1)).clamp_(0, levels - 1)
+    else:
+        p = points.detach().float()
+        codes = torch.bucketize(unit, (p[1:] + p[:-1]) / 2)
+    return QuantizedCodes(codes.to(torch.uint8), minimum.float(), scale.float(), values.shape, levels, points)
+
+
+def shadow_for_codes(q: QuantizedCodes, max_ulps: int = 8) -> torch.Tensor:
+    """A full-precision tensor that quantizes back to exactly the values of ``q`` (nearest rounding).
+
+    The dequantized values alone do not: their bucket's max - min is recomputed in floating point and can differ
+    from the stored scale by an ulp, and learned points need not reach 0 and 1, so the recomputed span would shrink.
+    Here each bucket's lowest-code values sit at its stored minimum and its highest-code values at a float chosen
+    so that `max - min` equals the stored scale exactly; every other value is its dequantized value.
+    """
+    values = dequantize_codes(q).reshape(-1)
+    n_buckets, bucket_len = q.codes.shape
+    padded = torch.cat([values, values[-1:].expand(n_buckets * bucket_len - values.numel())]).view(n_buckets, -1)
+    minimum, scale = q.minimum.float(), q.scale.float()
+    top = minimum + scale
+    for _ in range(max_ulps):  # nudge `top` until top - minimum == scale in float32
+        span = top - minimum
+        top = torch.where(span < scale, torch.nextafter(top, top + 1),
+                          torch.where(span > scale, torch.nextafter(top, top - 1), top))
+    padded = torch.where(q.codes == 0, minimum[:, None], padded)
+    padded = torch.where(q.codes == q.levels - 1, top[:, None], padded)
+    return padded.reshape(-1)[: q.numel].view(q.shape)

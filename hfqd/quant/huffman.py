@@ -1,8 +1,7 @@
 """Huffman-coded size of a quantized model (Polino et al., 2018, section 4).
 
-One frequency table over the level indices of all quantized tensors, one Huffman code built from it; the mean
-code length is the bits per weight a variable-length encoding of the codes would need (code-book cost ignored, as
-in the paper).
+A Huffman code per quantized tensor, built from the frequencies of its level indices; the mean code length is the
+bits per weight a variable-length encoding of the codes would need (code-book cost ignored, as in the paper).
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .api import quantized_parameters
+from .api import QuantizedParameter, quantized_parameters
 from .size import model_size
 
 
@@ -55,7 +54,7 @@ def entropy(frequencies: dict[int, int]) -> float:
 
 @dataclass
 class HuffmanSize:
-    """Mean Huffman bits per quantized weight, the fixed whole-bit width it replaces, and the model size with it."""
+    """Mean Huffman bits per quantized weight, the fixed width it replaces, and the model size with it."""
 
     mean_bits: float
     fixed_bits: float
@@ -67,25 +66,39 @@ class HuffmanSize:
 
 
 @torch.no_grad()
-def code_frequencies(model: nn.Module) -> Counter:
-    """Counts of each level index over all quantized tensors of ``model`` (padding excluded)."""
-    counts: Counter = Counter()
+def tensor_code_frequencies(model: nn.Module) -> list[tuple[QuantizedParameter, Counter]]:
+    """Counts of each level index of every quantized tensor of ``model`` (padding excluded)."""
+    out = []
     for entry in quantized_parameters(model):
         codes = entry.quantizer.codes(entry.shadow).flat_codes()
         values, n = torch.unique(codes, return_counts=True)
-        counts.update(dict(zip(values.tolist(), n.tolist())))
-    return counts
+        out.append((entry, Counter(dict(zip(values.tolist(), n.tolist())))))
+    return out
+
+
+def code_frequencies(model: nn.Module) -> Counter:
+    """Counts of each level index over all quantized tensors of ``model`` (padding excluded)."""
+    total: Counter = Counter()
+    for _, counts in tensor_code_frequencies(model):
+        total.update(counts)
+    return total
 
 
 def huffman_size(model: nn.Module) -> HuffmanSize:
-    """Size of ``model`` with Huffman-coded level indices; everything else counted as in `model_size`."""
-    entries = quantized_parameters(model)
-    if not entries:
+    """Size of ``model`` with Huffman-coded level indices; everything else counted as in `model_size`.
+
+    Each tensor gets its own code (tensors with learned points have alphabets of their own, so one global table
+    would mix unrelated symbols), and a tensor never costs more than its fixed width: where Huffman would not
+    help, the fixed-width codes are kept. The Huffman size therefore never exceeds `model_size`.
+    """
+    tensors = tensor_code_frequencies(model)
+    if not tensors:
         raise ValueError("The model is not quantized.")
-    mean = mean_code_length(dict(code_frequencies(model)))
-    n_q = sum(e.numel for e in entries)
-    fixed = sum(e.quantizer.bits * e.numel for e in entries) / n_q  # whole bits, as the packed file stores
+    n_q = sum(entry.numel for entry, _ in tensors)
+    code_bits = sum(entry.quantizer.bits_per_weight * entry.numel for entry, _ in tensors)
+    coded = sum(min(mean_code_length(dict(counts)), entry.quantizer.bits_per_weight) * entry.numel
+                for entry, counts in tensors)
+    fixed = sum(entry.quantizer.bits * entry.numel for entry, _ in tensors) / n_q  # whole bits, as packed
     # Swap the fixed-width codes of `model_size` for Huffman codes; buckets, points and fp32 tensors stay as counted.
-    code_bits = sum(e.quantizer.bits_per_weight * e.numel for e in entries)
-    bits = model_size(model).bits - code_bits + mean * n_q
-    return HuffmanSize(mean_bits=mean, fixed_bits=fixed, bits=bits)
+    bits = model_size(model).bits - code_bits + coded
+    return HuffmanSize(mean_bits=coded / n_q, fixed_bits=fixed, bits=bits)

@@ -101,10 +101,13 @@ class LearnedQuantizer(UniformQuantizer):
         return values
 
     @torch.no_grad()
-    def sort_points_(self) -> None:
-        """Keep the points sorted after an optimizer step (nearest-point assignment assumes it)."""
-        self.points.copy_(torch.sort(self.points).values)
+    def sort_points_(self) -> torch.Tensor:
+        """Keep the points sorted after an optimizer step (nearest-point assignment assumes it); returns the
+        permutation applied, so that per-point optimizer state can follow its point."""
+        values, order = torch.sort(self.points)
+        self.points.copy_(values)
         self.clear_cache()
+        return order
 
     def extra_repr(self) -> str:
         return f"points={self.points.numel()}, bucket_size={self.bucket_size}, name={self.param_name!r}"

@@ -24,6 +24,9 @@ class SizeReport:
         fp32_bits: size of the same model with every stored parameter in fp32.
         unsaved_params: parameters the model rebuilds from its config instead of storing them (those named in
             its `_keys_to_ignore_on_save`, e.g. Marian's fixed sinusoidal position tables); no bits counted.
+        buffer_bits: bits of the saved buffers (BatchNorm running statistics, Marian's `final_logits_bias`) at
+            their own dtype; part of both `bits` and `fp32_bits`, since every checkpoint stores them.
+        code_bits: bits of the quantized codes alone (fractional for learned point counts).
     """
 
     quantized_params: int
@@ -32,6 +35,8 @@ class SizeReport:
     bits: float
     fp32_bits: int
     unsaved_params: int = 0
+    buffer_bits: int = 0
+    code_bits: float = 0.0
 
     @property
     def params(self) -> int:
@@ -51,6 +56,11 @@ class SizeReport:
     def bits_per_param(self) -> float:
         return self.bits / (self.quantized_params + self.fp_params)
 
+    @property
+    def code_bits_per_weight(self) -> float | None:
+        """Mean bits per quantized weight (log2 of the point count for learned points); `None` if none is."""
+        return self.code_bits / self.quantized_params if self.quantized_params else None
+
     def to_dict(self) -> dict:
         return {**asdict(self), "megabytes": self.megabytes, "compression_ratio": self.compression_ratio}
 
@@ -65,7 +75,7 @@ def model_size(model: nn.Module) -> SizeReport:
     the model rebuilds on load (:func:`unsaved_keys`) not at all."""
     entries = quantized_parameters(model)
     quantized = {id(e.shadow): e for e in entries}
-    q_params = fp_params = buckets = bits = unsaved = 0
+    q_params = fp_params = buckets = bits = unsaved = code_bits = 0
     # Learned points are parameters of the quantizers, counted with their tensor (`extra_bits`).
     seen: set[int] = {id(p) for e in entries for p in e.quantizer.parameters()}
     skip = unsaved_keys(model)
@@ -84,6 +94,22 @@ def model_size(model: nn.Module) -> SizeReport:
             q_params += entry.numel
             buckets += entry.n_buckets
             q = entry.quantizer
+            code_bits += q.bits_per_weight * entry.numel
             bits += q.bits_per_weight * entry.numel + BUCKET_BITS * entry.n_buckets + q.extra_bits
+    buffers = saved_buffer_bits(model, skip)
     total = q_params + fp_params
-    return SizeReport(q_params, fp_params, buckets, bits, FP_BITS * total, unsaved)
+    return SizeReport(q_params, fp_params, buckets, bits + buffers, FP_BITS * total + buffers, unsaved, buffers,
+                      code_bits)
+
+
+def saved_buffer_bits(model: nn.Module, skip: set[str] = frozenset()) -> int:
+    """Bits of the buffers a checkpoint stores (persistent ones, each tensor once), at their own dtype."""
+    saved = set(model.state_dict(keep_vars=True))
+    seen: set[int] = set()
+    bits = 0
+    for name, buffer in model.named_buffers():
+        if name not in saved or name in skip or id(buffer) in seen:
+            continue
+        seen.add(id(buffer))
+        bits += buffer.numel() * buffer.element_size() * 8
+    return bits
