@@ -228,7 +228,7 @@ def main(model_args: ModelArguments, data_args: DataArguments, recipe: RecipeArg
     def evaluate(model) -> dict[str, float]:
         scores, _ = evaluate_translation(
             model.to(args.device), tokenizer, test_sources, test_refs, recipe.eval_num_beams,
-            recipe.eval_batch_size, recipe.eval_max_new_tokens,
+            recipe.eval_batch_size, recipe.eval_max_new_tokens, data_args.max_source_length,
         )
         return scores
 

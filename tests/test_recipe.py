@@ -93,7 +93,8 @@ def test_demo_path_on_a_reduced_size(tmp_path, monkeypatch):
     rows = recipe.main(*_parse(recipe, argv))
     assert [r.method for r in rows] == ["teacher", "kd", "student", "pm4", "qd4", "dq2"]
     dq2 = rows[-1]
-    assert dq2.huffman_mb < dq2.file_mb and dq2.bits == 2
+    # Bit allocation moves points between tensors: the row reports the real mean width, not the nominal 2 bits.
+    assert dq2.huffman_mb < dq2.file_mb and 1 <= dq2.bits <= 8
     saved = json.loads((tmp_path / "results.json").read_text())
     assert [r["method"] for r in saved["rows"]] == [r.method for r in rows]
     assert all(0 <= r["metrics"]["bleu"] <= 100 for r in saved["rows"])

@@ -15,12 +15,14 @@ class ResultRow:
 
     `size_mb` is the theoretical size (paper formula: codes + 2 floats per bucket + fp32 for the rest);
     `file_mb` the size of the saved weights file (packed safetensors for quantized models), when it was saved;
-    `huffman_mb` the theoretical size with Huffman-coded level indices (quantized models).
+    `fp32_mb` the same model's size with every stored value in fp32 (what ratios and model cards compare with);
+    `huffman_mb` the theoretical size with Huffman-coded level indices (quantized models); `bits` the mean bits per
+    quantized weight (`None` for full precision; fractional after bit allocation).
     """
 
     method: str
     description: str
-    bits: int | None
+    bits: float | None
     params: int
     size_mb: float
     compression: float
@@ -28,6 +30,7 @@ class ResultRow:
     train_seconds: float | None = None
     file_mb: float | None = None
     huffman_mb: float | None = None
+    fp32_mb: float | None = None
     library: str = "hfqd"
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -43,7 +46,7 @@ def markdown_table(rows: list[ResultRow], metric_names: list[str], show_library:
             r.method,
             *([r.library] if show_library else []),
             r.description,
-            "32" if r.bits is None else str(r.bits),
+            "32" if r.bits is None else f"{r.bits:.2f}".rstrip("0").rstrip("."),
             f"{r.params:,}",
             f"{r.size_mb:.3f}",
             "-" if r.huffman_mb is None else f"{r.huffman_mb:.3f}",

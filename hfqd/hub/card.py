@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 
 from huggingface_hub import ModelCard, ModelCardData
 
+from ..eval.report import markdown_table
 from ..version import __version__
+from .finetune import SHADOWS_NAME
 
 _TEMPLATE = """---
 {card_data}
@@ -67,7 +70,7 @@ class CardInfo:
     repo_id: str
     base_model: str
     datasets: list[str]
-    bits: int
+    bits: float
     bucket_size: int | None
     method: str  # "qd", "dq", "qat", "pm"
     results_markdown: str
@@ -99,6 +102,11 @@ def _hub_id(name: str) -> str | None:
     return name
 
 
+def bits_label(bits: float) -> str:
+    """`4` for whole widths, `2.37` for the mean width of bit-allocated (learned-point) students."""
+    return f"{bits:.2f}".rstrip("0").rstrip(".")
+
+
 def make_model_card(info: CardInfo) -> ModelCard:
     """A model card with metadata (library, tags, base_model, datasets, metrics) and the results table."""
     base = _hub_id(info.parent_model or info.base_model)
@@ -110,7 +118,8 @@ def make_model_card(info: CardInfo) -> ModelCard:
         language=info.language or None,
         license=info.license,
         pipeline_tag=info.task,
-        tags=["hfqd", "quantized", f"{info.bits}-bit", "distillation", _METHODS.get(info.method, info.method)],
+        tags=["hfqd", "quantized", f"{bits_label(info.bits)}-bit", "distillation",
+              _METHODS.get(info.method, info.method)],
     )
     parent = (
         f"\n\nFine-tuned from the packed hfqd model `{info.parent_model}`, keeping its bit widths."
@@ -120,7 +129,7 @@ def make_model_card(info: CardInfo) -> ModelCard:
     content = _TEMPLATE.format(
         card_data=data.to_yaml(),
         title=info.repo_id.split("/")[-1],
-        bits=info.bits,
+        bits=bits_label(info.bits),
         base_model=info.base_model,
         base_link=f"https://huggingface.co/{base}" if base else info.base_model,
         method_long=_METHODS.get(info.method, info.method),
@@ -164,10 +173,6 @@ def write_row_cards(
     Each card shows the teacher, the full-precision distilled student (and a fine-tuned model's starting point)
     beside its own row. Returns the folders that got a card.
     """
-    import json
-
-    from ..eval.report import markdown_table
-
     written = []
     for row in rows:
         folder = os.path.join(output_dir, row.method)
@@ -186,8 +191,9 @@ def write_row_cards(
             base_model=base_model, datasets=datasets, bits=row.bits, bucket_size=quantization["bucket_size"],
             method={"qddq": "dq"}.get(method, method), results_markdown=f"{note}\n\n{table}".strip(),
             file_bytes=os.path.getsize(weights), theoretical_bytes=row.size_mb * 1e6,
-            fp32_bytes=int(row.params * 4), command=command, task=task, metrics=metric_names,
+            fp32_bytes=int(round(row.fp32_mb * 1e6)), command=command, task=task, metrics=metric_names,
             language=language or [], parent_model=parent_model,
+            shadows_saved=os.path.isfile(os.path.join(folder, SHADOWS_NAME)),
         ))
         card.save(os.path.join(folder, "README.md"))
         written.append(folder)

@@ -84,7 +84,7 @@ def parse_method(name: str, alpha: float, has_teacher: bool = True) -> MethodSpe
     if not 1 <= bits <= 8:
         raise ValueError(f"Method {name!r}: bits must be from 1 to 8.")
     if match["dq"]:
-        return MethodSpec(name, f"differentiable quantization of kd, {bits}-bit", bits, alpha, "token",
+        return MethodSpec(name, f"differentiable quantization of kd, {bits}-bit point budget", bits, alpha, "token",
                           from_kd=True, quant_method="learned", train_weights=False)
     if match["qddq"]:
         return MethodSpec(name, f"quantized distillation with learned points, {bits}-bit", bits, alpha, "token",
@@ -142,10 +142,11 @@ def train_model(
     return trainer.model, seconds
 
 
-def save_model_files(model: nn.Module, output_dir: str, processor=None) -> float:
-    """Save ``model`` (packed when quantized) with its tokenizer or image processor; returns the file size in MB."""
+def save_model_files(model: nn.Module, output_dir: str, processor=None, save_shadows: bool = False) -> float:
+    """Save ``model`` (packed when quantized, with its shadows if asked) with its tokenizer or image processor;
+    returns the weights file size in MB."""
     if is_quantized(model):
-        save_packed(model, output_dir, tokenizer=processor)
+        save_packed(model, output_dir, tokenizer=processor, save_shadows=save_shadows)
     else:
         model.save_pretrained(output_dir)
         if processor is not None:
@@ -185,8 +186,10 @@ def run_methods(
             model = make_student()
             prepare_packed_student(model)  # a packed student is counted at its stored bit widths
         elif spec.post_training:
+            # The same selection and rounding as the trained rows, so PM and QD differ only in training.
             model = copy.deepcopy(trained["kd"])
-            quantize_(model, QuantConfig(bits=spec.bits, bucket_size=base_args.bucket_size, seed=base_args.seed))
+            quantize_(model, dataclasses.replace(base_args.quant_config() or QuantConfig(bits=spec.bits),
+                                                 bits=spec.bits, method="uniform"))
         else:
             args = dataclasses.replace(
                 base_args,
@@ -213,13 +216,15 @@ def run_methods(
             size = model_size(model)
             huffman = huffman_size(model).megabytes if is_quantized(model) else None
             metrics = evaluate(model)
-            file_mb = save_model_files(model, os.path.join(save_dir, spec.name), tokenizer) if save_dir else None
-            config = get_quant_config(model)
+            file_mb = None
+            if save_dir:
+                file_mb = save_model_files(model, os.path.join(save_dir, spec.name), tokenizer,
+                                           save_shadows=base_args.save_shadows and not spec.post_training)
             rows.append(
                 ResultRow(
                     method=spec.name,
                     description=spec.description,
-                    bits=config.bits if config is not None else None,
+                    bits=size.code_bits_per_weight,  # learned rows: the mean after bit allocation
                     params=size.params,
                     size_mb=size.megabytes,
                     compression=teacher_bits / size.bits,
@@ -227,6 +232,7 @@ def run_methods(
                     train_seconds=seconds,
                     file_mb=file_mb,
                     huffman_mb=huffman,
+                    fp32_mb=size.fp32_bits / 8 / 1e6,
                 )
             )
             logger.info(f"{spec.name}: {metrics}")
