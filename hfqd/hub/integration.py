@@ -20,7 +20,15 @@ from transformers.quantizers import HfQuantizer, register_quantization_config, r
 from transformers.quantizers.quantizers_utils import get_module_from_name
 from transformers.utils.quantization_config import QuantizationConfigMixin
 
-from .packed import METADATA_KEY, MIN_SUFFIX, POINTS_SUFFIX, SCALE_SUFFIX, tensor_checksum, unpack_tensor
+from .packed import (
+    METADATA_KEY,
+    MIN_SUFFIX,
+    POINTS_SUFFIX,
+    SCALE_SUFFIX,
+    check_entries,
+    tensor_checksum,
+    unpack_tensor,
+)
 
 QUANT_METHOD = "hfqd"
 _REQUIRED = object()  # bits and bucket_size have no default: a config without them is corrupt
@@ -117,23 +125,17 @@ class HfqdDeserialize(ConversionOps):
         quantizer = self.hf_quantizer
         config = quantizer.quantization_config
         if full_layer_name not in config.quantized_tensors:
-            if minimum is not None or scale is not None:
-                quantizer.fail(f"{full_layer_name} has bucket scales but is not listed in quantized_tensors")
             return {"weight": weight}  # not a quantized tensor (e.g. a norm's weight)
-        if minimum is None or scale is None:
-            quantizer.fail(f"{full_layer_name} lacks its {MIN_SUFFIX} or {SCALE_SUFFIX} entry")
         module, _ = get_module_from_name(model, full_layer_name)
         target = module.weight
         points = first("weight" + POINTS_SUFFIX)
-        expected = quantizer.file_info.get(full_layer_name)
-        if expected is not None and tensor_checksum(weight, minimum, scale, points) != expected.get("sha256"):
-            quantizer.fail(f"the bytes of {full_layer_name} do not match their checksum (corrupted or edited)")
+        # The entries were validated before loading (`_check_file`); an error here is recorded and raised again.
         try:
             value = unpack_tensor(
                 weight, minimum, scale, tuple(target.shape), config.bits_of(full_layer_name), config.bucket_size,
                 points=points, dtype=torch.float32,
             )
-        except ValueError as err:
+        except (TypeError, ValueError) as err:
             quantizer.fail(f"{full_layer_name}: {err}")
         # Kept so that fine-tuning restores exactly this quantization (points, bucket ends) instead of recomputing it.
         quantizer.loaded_affine[full_layer_name] = (minimum.detach().clone().float(), scale.detach().clone().float())
@@ -154,14 +156,29 @@ class HfqdHfQuantizer(HfQuantizer):
         self.loaded_points: dict[str, torch.Tensor] = {}
         self.loaded_affine: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self.file_info: dict[str, dict] = {}
+        self.problems: list[str] = []
         self.weights_file: str = "the checkpoint"
 
     def validate_environment(self, *args, **kwargs):
         return None
 
     def fail(self, problem: str) -> NoReturn:
-        """One error for every corrupt or mismatched checkpoint, naming the file and the tensor or field."""
+        """One error for every corrupt or mismatched checkpoint, naming the file and the tensor or field.
+
+        transformers catches errors raised while a tensor is converted (and would fill it randomly), so each
+        problem is also recorded and raised again once loading ends (`_process_model_after_weight_loading`).
+        """
+        self.problems.append(problem)
         raise ValueError(f"Cannot load the packed hfqd checkpoint {self.weights_file}: {problem}. Nothing was loaded.")
+
+    def _process_model_after_weight_loading(self, model, **kwargs):
+        if self.problems:
+            raise ValueError(
+                f"Cannot load the packed hfqd checkpoint {self.weights_file}: {self.problems[0]}"
+                + (f" (and {len(self.problems) - 1} more problems)" if len(self.problems) > 1 else "")
+                + ". The model was not loaded."
+            )
+        return model
 
     def _process_model_before_weight_loading(self, model, checkpoint_files=None, **kwargs):
         """Check the file against config.json before any weight is read: every tensor the model needs is there,
@@ -195,7 +212,25 @@ class HfqdHfQuantizer(HfQuantizer):
                         self.fail(f"{name} was saved with {field}={info.get(field)}, but the model and config.json "
                                   f"say {want}")
         self._check_complete(model, names)
+        self._check_entries(model)
         return model
+
+    def _check_entries(self, model) -> None:
+        """Checksums, finite bucket parameters and codes within range, read from the file before any weight loads
+        (transformers would turn an error raised during loading into a randomly initialised weight)."""
+        config = self.quantization_config
+        with safe_open(self.weights_file, framework="pt") as f:
+            for name in config.quantized_tensors:
+                entries = [f.get_tensor(name + suffix) for suffix in ("", MIN_SUFFIX, SCALE_SUFFIX)]
+                points = f.get_tensor(name + POINTS_SUFFIX) if config.method == "learned" else None
+                info = self.file_info.get(name)
+                if info is not None and tensor_checksum(info, *entries, points) != info.get("sha256"):
+                    self.fail(f"the bytes of {name} do not match their checksum (corrupted or edited)")
+                try:
+                    check_entries(*entries, model.get_parameter(name).numel(), config.bits_of(name),
+                                  config.bucket_size, points)
+                except ValueError as err:
+                    self.fail(f"{name}: {err}")
 
     def _check_complete(self, model, names: set[str]) -> None:
         """Every tensor the model stores must be in the file (transformers would fill a missing one randomly)."""

@@ -41,9 +41,10 @@ WEIGHTS_NAME = "model.safetensors"
 METADATA_KEY = "hfqd"
 
 
-def tensor_checksum(*tensors: torch.Tensor | None) -> str:
-    """SHA-256 of the bytes of a quantized tensor's packed entries (codes, min, scale, points)."""
-    digest = hashlib.sha256()
+def tensor_checksum(geometry: dict, *tensors: torch.Tensor | None) -> str:
+    """SHA-256 of a quantized tensor's geometry (shape, bits, bucket size) and the bytes of its packed entries
+    (codes, min, scale, points): a file whose bytes or recorded geometry were changed no longer matches."""
+    digest = hashlib.sha256(json.dumps({k: geometry[k] for k in ("shape", "bits", "bucket_size")}).encode())
     for tensor in tensors:
         if tensor is not None:
             digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
@@ -92,8 +93,43 @@ def packed_state_dict(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[s
             if tensor is not None:
                 tensors[entry.name + suffix] = tensor
         info[entry.name] = {"bits": bits, "bucket_size": entry.quantizer.bucket_size, "levels": q.levels,
-                            "shape": list(entry.shadow.shape), "sha256": tensor_checksum(*parts)}
+                            "shape": list(entry.shadow.shape)}
+        info[entry.name]["sha256"] = tensor_checksum(info[entry.name], *parts)
     return {k: v.detach().cpu().contiguous() for k, v in tensors.items()}, info
+
+
+def check_entries(
+    packed: torch.Tensor,
+    minimum: torch.Tensor,
+    scale: torch.Tensor,
+    numel: int,
+    bits: int,
+    bucket_size: int | None,
+    points: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Validate one quantized tensor's packed entries against its geometry; returns its unpacked codes.
+
+    Raises:
+        ValueError: wrong bucket count or byte count, non-finite or negative bucket parameters, non-finite points,
+            or codes beyond the number of levels.
+    """
+    n_buckets = minimum.numel()
+    bucket_len = numel if bucket_size is None or bucket_size >= numel else bucket_size
+    if n_buckets != -(-numel // bucket_len) or scale.numel() != n_buckets:
+        raise ValueError(
+            f"{numel} values in buckets of {bucket_size} make {-(-numel // bucket_len)} buckets, but the checkpoint "
+            f"stores {n_buckets} minima and {scale.numel()} scales: the file and its config.json do not match."
+        )
+    for what, tensor in (("minimum", minimum), ("scale", scale), ("points", points)):
+        if tensor is not None and not bool(torch.isfinite(tensor).all()):
+            raise ValueError(f"The stored bucket {what} holds non-finite values: the file is corrupt.")
+    if bool((scale < 0).any()):
+        raise ValueError("A stored bucket scale is negative: the file is corrupt.")
+    codes = unpack_codes(packed, bits, numel)
+    levels = points.numel() if points is not None else 2**bits
+    if numel and int(codes.max()) >= levels:
+        raise ValueError(f"A stored code ({int(codes.max())}) exceeds the {levels} levels: the file is corrupt.")
+    return codes
 
 
 def unpack_tensor(
@@ -106,30 +142,17 @@ def unpack_tensor(
     points: torch.Tensor | None = None,
     dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
-    """Rebuild one weight from its packed entries."""
+    """Rebuild one weight from its packed entries (checked by :func:`check_entries`)."""
     numel = 1
     for d in shape:
         numel *= d
-    n_buckets = minimum.numel()
+    codes = check_entries(packed, minimum, scale, numel, bits, bucket_size, points)
     bucket_len = numel if bucket_size is None or bucket_size >= numel else bucket_size
-    if n_buckets != -(-numel // bucket_len):
-        raise ValueError(
-            f"A tensor of shape {tuple(shape)} in buckets of {bucket_size} has {-(-numel // bucket_len)} buckets, "
-            f"but the checkpoint stores {n_buckets}: the file and its config.json do not match."
-        )
-    for what, tensor in (("minimum", minimum), ("scale", scale), ("points", points)):
-        if tensor is not None and not bool(torch.isfinite(tensor).all()):
-            raise ValueError(f"The stored bucket {what} holds non-finite values: the file is corrupt.")
-    if bool((scale < 0).any()):
-        raise ValueError("A stored bucket scale is negative: the file is corrupt.")
-    codes = unpack_codes(packed, bits, numel)
-    levels = points.numel() if points is not None else 2**bits
-    if numel and int(codes.max()) >= levels:
-        raise ValueError(f"A stored code ({int(codes.max())}) exceeds the {levels} levels: the file is corrupt.")
+    n_buckets = minimum.numel()
     padded = torch.zeros(n_buckets * bucket_len, dtype=torch.uint8)
     padded[:numel] = codes
-    q = QuantizedCodes(padded.view(n_buckets, bucket_len), minimum.float(), scale.float(), torch.Size(shape), levels,
-                       points)
+    levels = points.numel() if points is not None else 2**bits
+    q = QuantizedCodes(padded.view(n_buckets, -1), minimum.float(), scale.float(), torch.Size(shape), levels, points)
     return dequantize_codes(q, dtype)
 
 
