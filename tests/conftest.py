@@ -63,3 +63,19 @@ def marian():
 def convnet():
     torch.manual_seed(0)
     return TinyConvNet()
+
+
+@pytest.fixture
+def fake_hub(monkeypatch):
+    """A local HTTP server standing in for the Hub (see hub_server.py); records what is uploaded."""
+    import huggingface_hub.hf_api as hf_api
+    from huggingface_hub import constants
+
+    from .hub_server import FakeHub
+
+    with FakeHub() as hub:
+        monkeypatch.setattr(constants, "ENDPOINT", hub.endpoint)
+        monkeypatch.setattr(hf_api.api, "endpoint", hub.endpoint)  # the module-level client behind create_repo()
+        monkeypatch.setattr(hf_api, "is_xet_available", lambda: False)  # plain commits, no xet storage
+        monkeypatch.setenv("HF_TOKEN", "hf_test")
+        yield hub

@@ -1,7 +1,8 @@
 """A local HTTP server that stands in for the Hugging Face Hub in push tests.
 
-It answers the three calls an upload makes without xet storage (`create_repo`, the `preupload` check, and the
-NDJSON `commit`), keeps every committed file, and can be told to answer with an HTTP error instead.
+It answers the calls an upload makes without xet storage (`create_repo`, the model card's YAML check, the
+`preupload` check and the NDJSON `commit`), keeps every committed file, and can be told to answer with an HTTP
+error instead.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ class FakeHub:
                     name = json.loads(body)
                     repo = f"{name.get('organization') or 'me'}/{name['name']}"
                     return self._reply(200, {"url": f"{hub.endpoint}/{repo}", "name": repo, "id": repo})
+                if path == "/api/validate-yaml":
+                    return self._reply(200, {})
                 if "/preupload/" in path:
                     files = [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
                              for f in json.loads(body)["files"]]

@@ -83,3 +83,10 @@ def test_synthetic_is_deterministic_and_held_out():
     train_sources = {ex["en"] for ex in a["train"]["translation"]}
     assert not any(ex["en"] in train_sources for ex in a["test"]["translation"])
     assert len(a["validation"]) == len(a["test"]) == 50
+
+
+def test_invalid_utf8_names_the_file_and_line(tmp_path):
+    (tmp_path / "train.en").write_text("a\nb\nc\n")
+    (tmp_path / "train.de").write_bytes("x\ny\n".encode() + "Stra\u00dfe\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"train.de, line 3: invalid UTF-8"):
+        load_parallel_dir(str(tmp_path), splits={"train": "train"})

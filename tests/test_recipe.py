@@ -59,6 +59,63 @@ def test_method_shortcut_sets_the_rows(tmp_path, monkeypatch):
     assert seen["names"] == ["kd", "pm2", "qddq2"] and parsed[2].push_method == "qddq2"
 
 
+def test_bits_sets_the_width_of_the_default_rows(tmp_path, monkeypatch):
+    recipe = _recipe()
+    seen = {}
+    monkeypatch.setattr(recipe, "order_methods", lambda names, *a: seen.setdefault("names", names) and 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        recipe.main(*_parse(recipe, ["--bits", "2", "--output_dir", str(tmp_path)]))
+    assert seen["names"] == ["kd", "pm2", "qd2"]
+
+
+@pytest.mark.parametrize("value", ["0", "-5"])
+def test_sample_counts_must_be_positive(tmp_path, value):
+    recipe = _recipe()
+    with pytest.raises(ValueError, match="max_train_samples must be a positive number"):
+        _parse(recipe, ["--preset", "demo", "--max_train_samples", value, "--output_dir", str(tmp_path)])
+
+
+def test_offline_default_job_names_the_demo(tmp_path):
+    import os
+    import subprocess
+
+    for offline in ("0", "1"):
+        env = {**os.environ, "HF_HUB_OFFLINE": offline, "HF_HOME": str(tmp_path / "hf"),
+               "HF_ENDPOINT": "http://127.0.0.1:9"}  # nothing listens there: the Hub is unreachable
+        result = subprocess.run([sys.executable, str(ROOT / "recipes" / "wmt_en_de.py"), "--output_dir",
+                                 str(tmp_path / "out")], capture_output=True, text=True, env=env, timeout=300)
+        assert result.returncode != 0
+        assert "--preset demo" in result.stderr and "Traceback" not in result.stderr, result.stderr[-2000:]
+
+
+def test_local_dataset_folders_load_without_a_config(tmp_path):
+    from datasets import Dataset, DatasetDict
+
+    pairs = [{"translation": {"de": f"Hallo {i}", "en": f"Hello {i}"}} for i in range(4)]
+    ds = DatasetDict({split: Dataset.from_list(pairs) for split in ("train", "validation", "test")})
+    ds.save_to_disk(str(tmp_path / "saved"))
+    for split in ds:
+        ds[split].to_parquet(str(tmp_path / "parquet" / f"{split}.parquet"))
+    recipe = _recipe()
+    for folder in ("saved", "parquet"):
+        data = _parse(recipe, ["--dataset", str(tmp_path / folder), "--output_dir", str(tmp_path / "o")])[1]
+        raw = recipe.load_data(data, seed=0)
+        assert raw["train"][0]["translation"] == {"de": "Hallo 0", "en": "Hello 0"}
+
+
+def test_a_student_with_another_tokenizer_is_refused(tmp_path):
+    from .helpers import tiny_corpus
+
+    _, tok_a, _ = tiny_corpus(50, seed=0)
+    _, tok_b, _ = tiny_corpus(50, seed=0)
+    tok_b.add_special_tokens({"pad_token": "<other-pad>"})  # same text vocabulary, other special token
+    from hfqd.distill import check_same_tokenizer
+
+    check_same_tokenizer(tok_a, tok_a)
+    with pytest.raises(ValueError, match="same tokenizer"):
+        check_same_tokenizer(tok_a, tok_b)
+
+
 def test_bad_preset_and_unknown_key(tmp_path):
     recipe = _recipe()
     with pytest.raises(SystemExit, match="Presets"):
@@ -80,10 +137,8 @@ def test_bad_method_fails_before_training(tmp_path):
 
 
 @pytest.mark.slow
-def test_demo_path_on_a_reduced_size(tmp_path, monkeypatch):
+def test_demo_path_on_a_reduced_size(tmp_path, fake_hub):
     recipe = _recipe()
-    pushed = []
-    monkeypatch.setattr(recipe, "push_folder", lambda folder, repo, **kw: pushed.append((folder, repo)) or "url")
     argv = [
         "--preset", "demo", "--output_dir", str(tmp_path), "--synthetic_pairs", "400", "--teacher_epochs", "2",
         "--num_train_epochs", "1", "--teacher_d_model", "32", "--teacher_ffn_dim", "64", "--teacher_layers", "2",
@@ -111,7 +166,10 @@ def test_demo_path_on_a_reduced_size(tmp_path, monkeypatch):
     assert qd4.file_mb < kd.file_mb
     card = (tmp_path / "qd4" / "README.md").read_text()
     assert "quantized distillation" in card and "me/demo-4bit" in card
-    assert pushed == [(str(tmp_path / "qd4"), "me/demo-4bit")]
+    uploaded = fake_hub.files["me/demo-4bit"]
+    assert {"model.safetensors", "config.json", "README.md", "tokenizer.json"} <= set(uploaded)
+    assert uploaded["model.safetensors"] == (tmp_path / "qd4" / "model.safetensors").read_bytes()
+    assert "hfqd_shadows.safetensors" not in uploaded
 
 
 @pytest.mark.slow

@@ -19,6 +19,7 @@ from torch import nn
 from ..quant import QuantConfig, get_quant_config, iter_shadow_names, shadow_state_dict
 
 QUANT_CONFIG_NAME = "hfqd_quant_config.json"
+COMPLETE_MARKER = "hfqd_checkpoint_complete"  # written last: a checkpoint without it was interrupted
 QUANTIZER_STATE_NAME = "hfqd_quantizers.safetensors"
 
 
@@ -85,3 +86,20 @@ def load_shadow_checkpoint(model: nn.Module, checkpoint_dir: str) -> None:
     if missing:
         raise ValueError(f"Checkpoint {checkpoint_dir} lacks {len(missing)} tensors of the model, e.g. {missing[:3]}.")
     model.load_state_dict(target, strict=False)
+
+
+def is_complete_checkpoint(folder: str) -> bool:
+    """Whether a checkpoint folder was written to the end (its completion marker exists)."""
+    return os.path.isfile(os.path.join(folder, COMPLETE_MARKER))
+
+
+def last_complete_checkpoint(output_dir: str) -> str | None:
+    """The `checkpoint-N` folder with the largest N whose save finished, or `None`."""
+    if not os.path.isdir(output_dir):
+        return None
+    steps = []
+    for name in os.listdir(output_dir):
+        match = re.fullmatch(r"checkpoint-(\d+)", name)
+        if match and is_complete_checkpoint(os.path.join(output_dir, name)):
+            steps.append((int(match[1]), name))
+    return os.path.join(output_dir, max(steps)[1]) if steps else None

@@ -8,6 +8,7 @@ import os
 import torch
 from torch import nn
 from transformers import PreTrainedModel, Seq2SeqTrainer, TrainerCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from ..hub import prepare_packed_student, push_folder, save_packed
 from ..quant import (
@@ -24,8 +25,16 @@ from ..quant import (
     sort_points_,
 )
 from ..quant.size import unsaved_keys
+from ..utils import atomic_write_text
 from .arguments import TEACHER_DTYPES, DistillationArguments
-from .checkpoint import load_shadow_checkpoint, read_quant_config, save_quantization_state
+from .checkpoint import (
+    COMPLETE_MARKER,
+    is_complete_checkpoint,
+    last_complete_checkpoint,
+    load_shadow_checkpoint,
+    read_quant_config,
+    save_quantization_state,
+)
 from .losses import distillation_loss
 from .students import check_same_vocabulary
 
@@ -286,6 +295,32 @@ class QuantizedDistillationTrainer(Seq2SeqTrainer):
         super()._push_from_checkpoint(checkpoint_folder)
 
     # ---- checkpoints --------------------------------------------------------------------------------------------
+
+    def _save_checkpoint(self, model, trial) -> None:
+        """The Trainer's checkpoint, then a marker that says it is complete (see :meth:`train`)."""
+        super()._save_checkpoint(model, trial)
+        if self.args.should_save:
+            folder = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+            atomic_write_text(os.path.join(folder, COMPLETE_MARKER), str(self.state.global_step))
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs):
+        """`Trainer.train`, resuming only from complete checkpoints.
+
+        A process killed while writing `checkpoint-N` leaves a folder without the completion marker; with
+        ``resume_from_checkpoint=True`` the latest complete checkpoint is used instead, and an incomplete one
+        given by path is refused with a message naming the one to use.
+        """
+        if resume_from_checkpoint is True:
+            resume_from_checkpoint = last_complete_checkpoint(self.args.output_dir)
+            if resume_from_checkpoint is None:
+                raise ValueError(f"No complete checkpoint in {self.args.output_dir} to resume from.")
+        elif isinstance(resume_from_checkpoint, str) and not is_complete_checkpoint(resume_from_checkpoint):
+            latest = last_complete_checkpoint(os.path.dirname(os.path.abspath(resume_from_checkpoint)))
+            raise ValueError(
+                f"{resume_from_checkpoint} is not a complete checkpoint (its save was interrupted, or it was not "
+                f"written by QuantizedDistillationTrainer). Resume from {latest or 'an earlier checkpoint'}."
+            )
+        return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         if not is_quantized(self.model):
