@@ -13,6 +13,7 @@ from .distill import (
     make_student_from_config,
     make_student_from_teacher,
 )
+from .export import export_ctranslate2
 from .hub import HfqdConfig, save_packed
 from .quant import (
     QuantConfig,
@@ -47,5 +48,7 @@ __all__ = [
     # packed checkpoints
     "HfqdConfig",
     "save_packed",
+    # deployment
+    "export_ctranslate2",
     "__version__",
 ]

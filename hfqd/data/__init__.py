@@ -8,7 +8,7 @@ from .parallel import (
     tokenize_translation,
 )
 from .synthetic import synthetic_pairs, synthetic_translation_dataset
-from .tokenizer import train_bpe_tokenizer
+from .tokenizer import train_bpe_tokenizer, train_marian_tokenizer
 
 __all__ = [
     "TokenizedSplits",
@@ -19,4 +19,5 @@ __all__ = [
     "synthetic_translation_dataset",
     "tokenize_translation",
     "train_bpe_tokenizer",
+    "train_marian_tokenizer",
 ]

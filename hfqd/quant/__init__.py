@@ -2,6 +2,7 @@
 
 from .allocation import Allocation, allocate_points, allocation_report
 from .api import (
+    materialized_state_dict,
     shadow_state_dict,
     QuantizedParameter,
     dequantize_,
@@ -49,6 +50,7 @@ __all__ = [
     "huffman_size",
     "initial_points",
     "learned_points",
+    "materialized_state_dict",
     "mean_code_length",
     "selected_parameters",
     "sort_points_",

@@ -199,7 +199,9 @@ def dequantize_(model: nn.Module) -> nn.Module:
     """Replace every quantized weight by its quantized value as a plain parameter and remove the quantizers.
 
     Tied weights stay tied. Afterwards the model has no hfqd state and runs at plain PyTorch speed; its weights
-    hold at most ``2**bits`` distinct values per bucket.
+    hold at most ``2**bits`` distinct values per bucket. To keep the quantized model as it is, build the plain copy
+    from :func:`materialized_state_dict` instead: a `copy.deepcopy` shares torch's parametrization classes with the
+    original, so removing them from the copy would break the original.
     """
     entries = quantized_parameters(model)
     if not entries:
@@ -211,12 +213,25 @@ def dequantize_(model: nn.Module) -> nn.Module:
             parametrize.remove_parametrizations(module, "weight", leave_parametrized=False)
     for shadow, value in values:
         shadow.copy_(value)
-    for handle in state.hooks:
-        handle.remove()
-    state.hooks.clear()
+    _remove_state_hooks(model, state)
     if hasattr(model, "_hfqd_quant_config"):
         del model._hfqd_quant_config
     return model
+
+
+def _remove_state_hooks(model: nn.Module, state: QuantState) -> None:
+    """Remove the forward hooks bound to ``state`` from every module of ``model``.
+
+    Found by scanning the modules rather than through the handles kept at registration: a deep copy of a quantized
+    model has its own hooks (bound to its own state), while the copied handles still point at the original's.
+    """
+    for module in model.modules():
+        for hooks in (module._forward_pre_hooks, module._forward_hooks):
+            for key, hook in list(hooks.items()):
+                if getattr(hook, "__self__", None) is state:
+                    del hooks[key]
+                    module._forward_hooks_always_called.pop(key, None)
+    state.hooks.clear()
 
 
 freeze_ = dequantize_
@@ -266,3 +281,16 @@ def shadow_state_dict(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[s
         else:
             weights[key] = value
     return weights, quantizer_state
+
+
+@torch.no_grad()
+def materialized_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """State dict under plain names holding the quantized values (what the model computes with), quantizers left
+    in place; for building a plain copy of a quantized model.
+
+    (`dequantize_` on a `copy.deepcopy` of a quantized model is not an option: torch's parametrizations put the
+    `weight` property on a class the copy shares with the original, and removing it from one breaks the other.)
+    """
+    weights, _ = shadow_state_dict(model)
+    values = {e.shadow.data_ptr(): e.quantizer.quantize(e.shadow) for e in quantized_parameters(model)}
+    return {name: values.get(tensor.data_ptr(), tensor) for name, tensor in weights.items()}

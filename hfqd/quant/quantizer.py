@@ -28,7 +28,7 @@ class QuantState:
         forward_id: increases at the start of every outermost forward call, so a quantized value computed with
             autograd history is reused only inside the forward pass that built it.
         depth: nesting depth of hooked forward calls (internal).
-        hooks: handles of the forward hooks, removed by `dequantize_`.
+        hooks: handles of the forward hooks (for reference; `dequantize_` finds the hooks by scanning the modules).
     """
 
     step: int = 0
