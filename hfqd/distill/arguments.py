@@ -9,7 +9,7 @@ from transformers import Seq2SeqTrainingArguments
 
 from ..quant import QuantConfig
 
-DISTILLATION_MODES = ("token", "sequence", "none")
+DISTILLATION_MODES = ("token", "sequence", "sequence+token", "none")
 TEACHER_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 FULL_PRECISION_BITS = 32
 
@@ -22,7 +22,9 @@ class DistillationArguments(Seq2SeqTrainingArguments):
         temperature: softmax temperature T of the teacher term. The paper uses 1 for translation, 2 for images.
         alpha: weight of the teacher term; `1 - alpha` weighs the cross-entropy on the labels. 0 trains without a
             teacher (quantization-aware training when `bits` is set).
-        distillation_mode: `"token"` (match the teacher's distribution at each target token), `"sequence"` (train
+        distillation_mode: `"token"` (match the teacher's distribution at each target token), `"sequence+token"`
+            (both: the teacher's translations as targets, and its distribution at each of their tokens; Kim & Rush's
+            best combination), `"sequence"` (train
             on the teacher's own beam-search translations, generated once and cached) or `"none"` (labels only).
         bits: bits per quantized weight, 1 to 8; `None` (or 32 on the command line) trains in full precision.
         bucket_size: values per (min, scale) bucket; 0 on the command line means one bucket per tensor.
@@ -44,12 +46,18 @@ class DistillationArguments(Seq2SeqTrainingArguments):
         teacher_dtype: dtype the teacher runs in.
         sequence_num_beams / sequence_max_length / sequence_batch_size: teacher decoding for `"sequence"` mode.
         sequence_cache_dir: where teacher translations are cached (default: `<HF_HOME>/hfqd/sequence_kd`).
+        teacher_cache_dir: folder of the teacher cache (the teacher's top-k distributions, computed once and reused
+            by every epoch, row and run; see :mod:`hfqd.distill.teacher_cache`); empty: the live teacher runs at
+            every step.
+        teacher_top_k / teacher_cache_batch_size: tokens kept per position, and the teacher's batch size while
+            building the cache.
     """
 
     temperature: float = field(default=1.0, metadata={"help": "Softmax temperature T of the teacher term."})
     alpha: float = field(default=0.7, metadata={"help": "Weight of the teacher term; 1-alpha weighs the label loss."})
     distillation_mode: str = field(
-        default="token", metadata={"help": "token | sequence | none.", "choices": list(DISTILLATION_MODES)}
+        default="token",
+        metadata={"help": "token | sequence | sequence+token | none.", "choices": list(DISTILLATION_MODES)},
     )
     bits: int | None = field(
         default=4, metadata={"help": "Bits per quantized weight (1-8); 32 or None trains in full precision."}
@@ -94,6 +102,13 @@ class DistillationArguments(Seq2SeqTrainingArguments):
     sequence_max_length: int = field(default=128, metadata={"help": "Max new tokens of teacher targets."})
     sequence_batch_size: int = field(default=64, metadata={"help": "Batch size of teacher decoding."})
     sequence_cache_dir: str | None = field(default=None, metadata={"help": "Cache folder of teacher targets."})
+    teacher_cache_dir: str | None = field(
+        default=None,
+        metadata={"help": "Folder of the teacher cache (top-k teacher distributions computed once and reused); "
+                          "empty: run the teacher at every step."},
+    )
+    teacher_top_k: int = field(default=16, metadata={"help": "Teacher tokens kept per position in the cache."})
+    teacher_cache_batch_size: int = field(default=64, metadata={"help": "Teacher batch size building the cache."})
 
     def __post_init__(self):
         super().__post_init__()
@@ -113,12 +128,19 @@ class DistillationArguments(Seq2SeqTrainingArguments):
             raise ValueError("`allocate_bits` redistributes learned points: set quant_method='learned'.")
         if not self.train_weights and self.quant_method != "learned":
             raise ValueError("`train_weights=False` trains only learned points: set quant_method='learned'.")
+        if self.teacher_top_k < 1:
+            raise ValueError(f"`teacher_top_k` must be at least 1, got {self.teacher_top_k}.")
         self.quant_config()  # validates bits, bucket size and rounding now, not after the data is prepared
 
     @property
     def uses_teacher(self) -> bool:
-        """Whether the loss needs teacher logits at every step."""
-        return self.distillation_mode == "token" and self.alpha > 0
+        """Whether the loss needs teacher logits at every step (or their cache)."""
+        return self.distillation_mode in ("token", "sequence+token") and self.alpha > 0
+
+    @property
+    def uses_teacher_targets(self) -> bool:
+        """Whether the labels are replaced by the teacher's translations."""
+        return self.distillation_mode in ("sequence", "sequence+token")
 
     def quant_config(self) -> QuantConfig | None:
         """The :class:`QuantConfig` these arguments describe, or `None` for full precision."""

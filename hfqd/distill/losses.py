@@ -25,6 +25,7 @@ def distillation_loss(
     alpha: float = 0.7,
     ignore_index: int = -100,
     num_items_in_batch: torch.Tensor | int | None = None,
+    teacher_topk: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
 ) -> DistillationLossOutput:
     """``(alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE(student, labels)) / N``.
 
@@ -43,6 +44,13 @@ def distillation_loss(
         num_items_in_batch: normaliser N; the Trainer passes the number of target positions of the whole
             (gradient-accumulated, possibly multi-process) batch, so that accumulated gradients equal the gradient
             of one big batch. Defaults to the non-padding positions of this batch.
+        teacher_topk: instead of ``teacher_logits``, the teacher's cached top-k distribution (see
+            :mod:`hfqd.distill.teacher_cache`): token ids ``[..., k]``, their log-probabilities at ``temperature``
+            ``[..., k]`` and the probability mass of all other tokens ``[...]``. The KL divergence is then taken
+            over k + 1 buckets, the top-k tokens and "the rest": ``sum_i p_i log(p_i / q_i) + p_r log(p_r / q_r)``,
+            where ``q_r`` is the student's mass outside the teacher's top k. This is a lower bound of the full KL
+            (the rest is merged into one outcome) that ignores how the student spreads mass inside the rest; it is
+            exact when the rest holds no mass (k = vocabulary size) and close when the teacher is confident.
     """
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"`alpha` must be in [0, 1], got {alpha}.")
@@ -58,9 +66,12 @@ def distillation_loss(
     else:
         n = max(int(n), 1)
     ce = F.cross_entropy(s, y, ignore_index=ignore_index, reduction="sum") / n
-    if alpha > 0:
+    if alpha > 0 and teacher_topk is not None:
+        kd = _topk_kl(s[mask], *(t.reshape(-1, *t.shape[labels.dim():])[mask] for t in teacher_topk), temperature)
+        kd = kd * temperature**2 / n
+    elif alpha > 0:
         if teacher_logits is None:
-            raise ValueError("`teacher_logits` is required when alpha > 0.")
+            raise ValueError("`teacher_logits` (or `teacher_topk`) is required when alpha > 0.")
         if teacher_logits.shape[-1] != vocab:
             raise ValueError(
                 f"Teacher and student disagree on the output size ({teacher_logits.shape[-1]} vs {vocab}): "
@@ -75,3 +86,22 @@ def distillation_loss(
         kd = torch.zeros((), device=s.device)
     loss = alpha * kd + (1.0 - alpha) * ce
     return DistillationLossOutput(loss=loss, kd=kd.detach(), ce=ce.detach())
+
+
+def _topk_kl(student_logits: torch.Tensor, ids: torch.Tensor, teacher_logprobs: torch.Tensor, rest_mass: torch.Tensor,
+             temperature: float) -> torch.Tensor:
+    """Summed KL(teacher || student) over the buckets {top-k tokens, rest}, for rows of ``[N, V]`` student logits."""
+    if int(ids.max()) >= student_logits.shape[-1]:
+        raise ValueError(
+            f"The teacher cache holds token id {int(ids.max())}, beyond the student's {student_logits.shape[-1]} "
+            "outputs: it was built for another vocabulary."
+        )
+    log_q = F.log_softmax(student_logits / temperature, dim=-1)
+    top = (teacher_logprobs.exp() * (teacher_logprobs - log_q.gather(-1, ids))).sum()
+    if ids.shape[-1] >= student_logits.shape[-1]:
+        return top  # k = vocabulary size: no rest, the full KL
+    log_q_rest = torch.logsumexp(log_q.scatter(-1, ids, float("-inf")), dim=-1)
+    rest = rest_mass.clamp(min=0.0)
+    # 0 * log 0 = 0: a rest without mass adds nothing.
+    rest_term = torch.where(rest > 0, rest * (torch.log(rest.clamp(min=1e-30)) - log_q_rest), torch.zeros_like(rest))
+    return top + rest_term.sum()

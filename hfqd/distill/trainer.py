@@ -6,6 +6,7 @@ import logging
 import os
 
 import torch
+from datasets import concatenate_datasets
 from torch import nn
 from transformers import PreTrainedModel, Seq2SeqTrainer, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
@@ -36,6 +37,8 @@ from .checkpoint import (
     save_quantization_state,
 )
 from .losses import distillation_loss
+from .sequence import with_teacher_targets
+from .teacher_cache import CACHE_COLUMNS, CachedTeacherCollator, build_teacher_cache, cached_k
 from .students import check_same_vocabulary
 
 logger = logging.getLogger(__name__)
@@ -61,8 +64,10 @@ class QuantizedDistillationTrainer(Seq2SeqTrainer):
     Args:
         model: the student. It is quantized with ``args.quant_config()`` unless it is quantized already or
             ``args.bits`` is `None` (full-precision distillation).
-        teacher_model: the teacher; required when ``args.distillation_mode`` is `"token"` or `"sequence"` with
-            ``alpha > 0``. It is moved to the student's device, put in eval mode and frozen.
+        teacher_model: the teacher; required when ``args.distillation_mode`` uses it (token-level with
+            ``alpha > 0``, or sequence-level targets). It is moved to the student's device, put in eval mode and
+            frozen. With ``args.teacher_cache_dir`` its distributions are computed once (or found cached) and it is
+            not run during training.
         args: :class:`~hfqd.DistillationArguments`.
         **kwargs: everything `Seq2SeqTrainer` accepts (datasets, collator, tokenizer as `processing_class`, ...).
     """
@@ -78,13 +83,13 @@ class QuantizedDistillationTrainer(Seq2SeqTrainer):
             raise TypeError("`args` must be DistillationArguments (it carries alpha, temperature and bits).")
         if model is None:
             raise ValueError("`model` (the student) is required.")
-        needs_teacher = args.uses_teacher or args.distillation_mode == "sequence"
+        needs_teacher = args.uses_teacher or args.uses_teacher_targets
         if needs_teacher and teacher_model is None:
             raise ValueError(
                 f"distillation_mode={args.distillation_mode!r} with alpha={args.alpha} needs `teacher_model`. "
                 "Pass a teacher, or set alpha=0 / distillation_mode='none' to train on labels only."
             )
-        if teacher_model is not None and args.distillation_mode == "token":
+        if teacher_model is not None and args.uses_teacher:
             check_same_vocabulary(teacher_model, model)
         super().__init__(model=model, args=args, **kwargs)
         # compute_loss normalises by `num_items_in_batch`; make the Trainer count it whatever the model's signature.
@@ -96,11 +101,26 @@ class QuantizedDistillationTrainer(Seq2SeqTrainer):
             self.teacher_model = teacher_model
         self.allocation: list[Allocation] | None = None
         self._quantize_student()
-        if args.distillation_mode == "sequence" and self.train_dataset is not None:
-            from .sequence import with_teacher_targets
-
+        if args.uses_teacher_targets and self.train_dataset is not None:
             with self.args.main_process_first(desc="teacher translations"):
                 self.train_dataset = with_teacher_targets(self.teacher_model, self.train_dataset, args)
+        if args.teacher_cache_dir and args.uses_teacher and self.train_dataset is not None:
+            self._use_teacher_cache()
+
+    def _use_teacher_cache(self) -> None:
+        """Attach the cached teacher distributions to the training set (built first if needed)."""
+        cache = build_teacher_cache(
+            self.teacher_model, self.train_dataset, self.data_collator, self.args.teacher_cache_dir,
+            self.args.teacher_top_k, self.args.temperature, self.args.teacher_dtype,
+            batch_size=self.args.teacher_cache_batch_size,
+        )
+        self.train_dataset = concatenate_datasets([self.train_dataset, cache], axis=1)
+        self.data_collator = CachedTeacherCollator(self.data_collator, cached_k(cache))
+
+    def _set_signature_columns_if_needed(self):
+        super()._set_signature_columns_if_needed()
+        if self.args.teacher_cache_dir:  # the cached teacher columns reach compute_loss, not the model
+            self._signature_columns = list(dict.fromkeys([*self._signature_columns, *CACHE_COLUMNS]))
 
     # ---- quantization ---------------------------------------------------------------------------------------------
 
@@ -185,11 +205,12 @@ class QuantizedDistillationTrainer(Seq2SeqTrainer):
         # dropping them spares the model its own loss computation.
         unwrapped = self.accelerator.unwrap_model(model)
         needs_labels = getattr(unwrapped.config, "is_encoder_decoder", False) and "decoder_input_ids" not in inputs
-        student_inputs = inputs if needs_labels else {k: v for k, v in inputs.items() if k != "labels"}
+        student_inputs = {k: v for k, v in inputs.items() if needs_labels or k != "labels"}
+        cached = [student_inputs.pop(c) for c in CACHE_COLUMNS] if CACHE_COLUMNS[0] in student_inputs else None
         outputs = model(**student_inputs)
         teacher_logits = None
-        use_teacher = self.args.uses_teacher and self.teacher_model is not None
-        if use_teacher:
+        use_teacher = self.args.uses_teacher and (self.teacher_model is not None or cached is not None)
+        if use_teacher and cached is None:
             with torch.no_grad():
                 teacher_logits = self.teacher_model(**student_inputs).logits
         result = distillation_loss(
@@ -199,6 +220,7 @@ class QuantizedDistillationTrainer(Seq2SeqTrainer):
             temperature=self.args.temperature,
             alpha=self.args.alpha if use_teacher else 0.0,
             num_items_in_batch=num_items_in_batch,
+            teacher_topk=cached,
         )
         loss = result.loss
         if not torch.isfinite(loss.detach()):

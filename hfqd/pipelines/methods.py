@@ -129,7 +129,7 @@ def train_model(
             data_collator = default_data_collator
     trainer = trainer_class(
         model=model,
-        teacher_model=teacher if (args.uses_teacher or args.distillation_mode == "sequence") else None,
+        teacher_model=teacher if (args.uses_teacher or args.uses_teacher_targets) else None,
         args=args,
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
