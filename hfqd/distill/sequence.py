@@ -6,14 +6,14 @@ import hashlib
 import json
 import logging
 import os
-import shutil
-import tempfile
 
 import torch
-from datasets import Dataset, load_from_disk
+from datasets import Dataset, concatenate_datasets
 from huggingface_hub.constants import HF_HOME
 from torch import nn
 from tqdm.auto import tqdm
+
+from .shards import build_in_shards
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def generate_targets(teacher: nn.Module, input_ids: list[list[int]], num_beams: 
     order = sorted(range(len(input_ids)), key=lambda i: len(input_ids[i]))  # length-sorted batches pad less
     results: list[list[int] | None] = [None] * len(input_ids)
     teacher.eval()
-    for start in tqdm(range(0, len(order), batch_size), desc="teacher translations", unit="batch"):
+    for start in tqdm(range(0, len(order), batch_size), desc="teacher translations", unit="batch", leave=False):
         idx = order[start : start + batch_size]
         width = max(len(input_ids[i]) for i in idx)
         batch = torch.full((len(idx), width), pad_id, dtype=torch.long)
@@ -69,42 +69,36 @@ def generate_targets(teacher: nn.Module, input_ids: list[list[int]], num_beams: 
     return results  # type: ignore[return-value]
 
 
-def with_teacher_targets(teacher: nn.Module, dataset: Dataset, args) -> Dataset:
+def with_teacher_targets(teacher: nn.Module, dataset: Dataset, args, shard_size: int = 4096) -> Dataset:
     """``dataset`` with its `labels` replaced by the teacher's translations, cached on disk.
 
-    The cache key covers the teacher (config and weights), the tokenized sources and the decoding settings, so a
-    changed teacher or corpus never reuses stale targets.
+    The translations are generated in shards (split across processes under `accelerate launch`), each written as
+    it finishes, so an interrupted run resumes where it stopped (see :mod:`hfqd.distill.shards`). The cache key
+    covers the teacher (config and weights), the tokenized corpus (its `datasets` fingerprint) and the decoding
+    settings, so a changed teacher or corpus never reuses stale targets.
     """
     if "input_ids" not in dataset.column_names:
         raise ValueError("Sequence-level distillation needs a tokenized train dataset with an `input_ids` column.")
-    sources = [list(ids) for ids in dataset["input_ids"]]
     key = hashlib.sha256(
         json.dumps(
             {
                 "teacher": teacher_fingerprint(teacher),
-                "sources": hashlib.sha256(json.dumps(sources).encode()).hexdigest(),
+                "data": dataset._fingerprint,
+                "rows": len(dataset),
                 "beams": args.sequence_num_beams,
                 "max_new_tokens": args.sequence_max_length,
             }
         ).encode()
     ).hexdigest()[:24]
     cache_root = args.sequence_cache_dir or os.path.join(HF_HOME, "hfqd", "sequence_kd")
-    path = os.path.join(cache_root, key)
-    if os.path.isdir(path):
-        logger.info(f"Reusing teacher translations from {path}.")
-        labels = [list(ids) for ids in load_from_disk(path)["labels"]]
-    else:
-        labels = generate_targets(
-            teacher, sources, args.sequence_num_beams, args.sequence_max_length, args.sequence_batch_size
-        )
-        os.makedirs(cache_root, exist_ok=True)
-        tmp = tempfile.mkdtemp(dir=cache_root, prefix=".tmp-")
-        try:
-            Dataset.from_dict({"labels": labels}).save_to_disk(tmp)
-            os.replace(tmp, path)
-        except OSError:
-            shutil.rmtree(tmp, ignore_errors=True)
-            if not os.path.isdir(path):  # another process may have won the race
-                raise
-        logger.info(f"Saved teacher translations to {path}.")
-    return dataset.remove_columns("labels").add_column("labels", labels)
+    sources = dataset.select_columns(["input_ids"])
+
+    def make_shard(start: int, end: int) -> Dataset:
+        ids = [list(x) for x in sources[start:end]["input_ids"]]
+        labels = generate_targets(teacher, ids, args.sequence_num_beams, args.sequence_max_length,
+                                  args.sequence_batch_size)
+        return Dataset.from_dict({"labels": labels})
+
+    targets = build_in_shards(os.path.join(cache_root, key), len(dataset), make_shard, shard_size,
+                              desc="teacher translations")
+    return concatenate_datasets([dataset.remove_columns("labels"), targets], axis=1)
