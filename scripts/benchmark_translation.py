@@ -35,6 +35,7 @@ from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, set_seed
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import peers  # noqa: E402
+from hfqd.bench.frontier import Frontier, FrontierArguments, write_frontier_report  # noqa: E402
 from hfqd.cli import parse_recipe_args  # noqa: E402
 from hfqd.data import load_parallel_dir, tokenize_translation  # noqa: E402
 from hfqd.distill import DistillationArguments, make_student_from_config  # noqa: E402
@@ -105,6 +106,9 @@ class BenchmarkArguments:
     results: str = field(default="", metadata={"help": "Results path prefix (default: "
                                                        "benchmarks/results/translation_multi30k_{budget})."})
     plot: bool = field(default=True, metadata={"help": "Write the PNG plot (needs matplotlib, in the bench extra)."})
+    frontier: bool = field(default=False, metadata={"help": "Run the BLEU/size/speed frontier of several student "
+                                                            "shapes (hfqd.bench.frontier; the cpu budget) instead of "
+                                                            "the one-shape method comparison."})
 
 
 def metric_key(metric: str, split: str, beams: int) -> str:
@@ -291,9 +295,37 @@ def write_report(rows, targets, header, bench: BenchmarkArguments, prefix: str) 
     return markdown
 
 
-def main(bench: BenchmarkArguments, args: DistillationArguments) -> list[ResultRow]:
+def run_frontier(bench: BenchmarkArguments, frontier: FrontierArguments, args: DistillationArguments) -> str:
+    """Every (shape, row) of the frontier whose results file is missing, then the report over all of them."""
+    runner = Frontier(frontier, bench, args, ROOT)
+    runner.run()
+    header = run_header(command_line("scripts/benchmark_translation.py"), runner.commit, **{
+        "budget": bench.budget,
+        "data": f"{bench.dataset_dir}: train {bench.train_split}, model selection on {frontier.validation_split} "
+                f"({frontier.validation_sentences} sentences, greedy BLEU each epoch), test "
+                + ", ".join(bench.test_splits),
+        "teacher": bench.teacher,
+        "training": f"kd rows: token-level KD from the cached teacher (top-{args.teacher_top_k}), at most "
+                    f"{frontier.kd_epochs:g} epochs, early stopping (patience {frontier.patience}) on validation BLEU, "
+                    f"best epoch kept; qd/qat/dq rows start from their shape's kd, at most {frontier.quant_epochs:g} "
+                    "epochs, same selection; pm rows quantize kd",
+        "speed": f"greedy, batch 32, {frontier.timed_sentences} test sentences, {frontier.threads} thread(s) for both "
+                 f"engines, each row timed interleaved with the teacher ({frontier.speed_repeats} rounds, medians)",
+        "note": "each row was measured when it finished (its own commit, machine and date are in its file)",
+    })
+    prefix = os.path.join(runner.results_dir, "frontier")
+    markdown = write_frontier_report(runner.results_dir, prefix, header, plot=bench.plot)
+    print("\n" + markdown)
+    return markdown
+
+
+def main(bench: BenchmarkArguments, args: DistillationArguments,
+         frontier: FrontierArguments | None = None) -> list[ResultRow]:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     set_seed(args.seed)
+    if bench.frontier:
+        run_frontier(bench, frontier or FrontierArguments(), args)
+        return []
     commit = git_commit(ROOT)
     if args.bucket_size is None:
         raise SystemExit("The comparison needs --bucket_size (peers use it as their group size).")
@@ -389,15 +421,15 @@ def main(bench: BenchmarkArguments, args: DistillationArguments) -> list[ResultR
     return rows
 
 
-def parse(argv: list[str] | None = None) -> tuple[BenchmarkArguments, DistillationArguments]:
+def parse(argv: list[str] | None = None) -> tuple[BenchmarkArguments, DistillationArguments, FrontierArguments]:
     """`--budget NAME` loads scripts/configs/benchmark_translation/NAME.yaml; flags override it."""
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--budget", default="quick")
     known, rest = pre.parse_known_args(sys.argv[1:] if argv is None else argv)
-    bench, args = parse_recipe_args((BenchmarkArguments, DistillationArguments), CONFIG_DIR,
-                                    ["--preset", known.budget, *rest])
+    bench, args, frontier = parse_recipe_args((BenchmarkArguments, DistillationArguments, FrontierArguments),
+                                              CONFIG_DIR, ["--preset", known.budget, *rest])
     bench.budget = known.budget
-    return bench, args
+    return bench, args, frontier
 
 
 if __name__ == "__main__":

@@ -59,9 +59,9 @@ def _argv(root, out, *extra):
 
 def test_budgets_parse_and_flags_override_them():
     script = _script()
-    quick, args = script.parse(["--budget", "quick", "--learning_rate", "0.01"])
+    quick, args, _ = script.parse(["--budget", "quick", "--learning_rate", "0.01"])
     assert quick.budget == "quick" and quick.warm_start_epochs > 0 and args.learning_rate == 0.01
-    full, args = script.parse(["--budget=full"])
+    full, args, _ = script.parse(["--budget=full"])
     assert full.budget == "full" and args.num_train_epochs > 1 and args.sequence_num_beams == 4
     assert args.bucket_size == 128
     with pytest.raises(SystemExit, match="Presets"):

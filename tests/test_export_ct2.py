@@ -128,3 +128,11 @@ def test_cli_and_bad_inputs(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit, match=r'pip install -e "\.\[deploy\]"'):
         cli_main([str(tmp_path / "model"), str(tmp_path / "w")])
     assert not (tmp_path / "x").exists() and not (tmp_path / "w").exists()
+
+
+def test_export_leaves_the_model_unchanged(tmp_path):
+    model, tokenizer = _fast_tokenizer_teacher(tmp_path / "model")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    export_ctranslate2(model, str(tmp_path / "ct2"), quantization="int8", tokenizer=tokenizer)
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)

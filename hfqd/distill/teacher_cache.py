@@ -171,12 +171,15 @@ def pad_cached(features: list[dict], length: int, k: int) -> dict[str, torch.Ten
 
 
 class CachedTeacherCollator:
-    """Wraps a collator: the cached teacher columns are padded to the batch's label length beside its output."""
+    """Wraps a collator: the cached teacher columns are padded to the batch's label length beside its output
+    (batches without them, from an evaluation set, go to the wrapped collator as they are)."""
 
     def __init__(self, collator, k: int):
         self.collator, self.k = collator, k
 
     def __call__(self, features: list[dict]) -> dict:
+        if CACHE_COLUMNS[0] not in features[0]:  # an evaluation set: the live teacher scores it
+            return self.collator(features)
         cached = [{c: f.pop(c) for c in CACHE_COLUMNS} for f in features]
         batch = self.collator(features)
         batch.update(pad_cached(cached, batch["labels"].shape[1], self.k))

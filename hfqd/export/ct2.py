@@ -151,8 +151,8 @@ def export_ctranslate2(
         raise FileExistsError(f"{output_dir} exists; pass force=True (--force) to replace it.")
     ctranslate2, _ = _ctranslate2()
     model, tokenizer = _load(model_or_path, tokenizer)
-    model = _plain_copy(model)
     loader, notes = _loader(model, tokenizer)
+    model = _plain_copy(model)
 
     class InMemoryConverter(ctranslate2.converters.Converter):
         def _load(self):
@@ -169,16 +169,20 @@ def export_ctranslate2(
 
 
 def _plain_copy(model: nn.Module) -> nn.Module:
-    """The model with plain weights: for an hfqd-quantized model, a new model holding its quantized values."""
-    model = model.eval()
-    if not is_quantized(model):
-        return model
-    plain = type(model)(model.config)
-    missing, unexpected = plain.load_state_dict(materialized_state_dict(model), strict=False)
+    """A new model holding the values ``model`` computes with (the quantized ones for an hfqd student).
+
+    Always a copy: CTranslate2's converter and quantizer may work on the tensors it is given in place, and the
+    caller's model must come out of an export unchanged.
+    """
+    if is_quantized(model):
+        state = materialized_state_dict(model)
+    else:
+        state = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+    plain = type(model)(copy.deepcopy(model.config))
+    missing, unexpected = plain.load_state_dict(state, strict=False)
     rebuilt = unsaved_keys(model)
     if unexpected or [key for key in missing if key not in rebuilt and key not in plain.all_tied_weights_keys]:
-        raise ValueError(f"Could not copy the quantized model's weights (missing {missing[:3]}, unexpected "
-                         f"{unexpected[:3]}).")
+        raise ValueError(f"Could not copy the model's weights (missing {missing[:3]}, unexpected {unexpected[:3]}).")
     plain.generation_config = copy.deepcopy(model.generation_config)
     return plain.eval()
 

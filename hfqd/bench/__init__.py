@@ -1,0 +1,1 @@
+"""Benchmark code shared by the scripts under scripts/ (the frontier of students)."""

@@ -1,0 +1,413 @@
+"""The BLEU / size / speed frontier: students of several shapes, each trained to convergence, scored as deployed.
+
+Used by `scripts/benchmark_translation.py --budget cpu` (and `full_frontier` on a GPU). Every row is a unit of work
+with its own results file: a rerun skips rows whose file exists, so the budget can run in parts and each part's
+results can be committed as it lands. Models a later row starts from (each shape's `kd` student) are kept under the
+run's output folder and retrained if a fresh machine lacks them.
+
+Rows per shape: `kd` (full precision, token-level distillation from the cached teacher, early stopping on
+validation BLEU), `qd4` / `qd2` (quantized distillation, starting from that `kd`), `pm4` / `pm2` (post-training
+quantization of that `kd`); for one shape also `qat2` (no teacher) and `dq2` (learned points). Every row is scored
+on the test sets with transformers (beam 4) and after an int8 CTranslate2 export, and timed against the teacher with
+both engines interleaved.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import json
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass, field
+
+import torch
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, EarlyStoppingCallback
+
+from ..data import load_parallel_dir, tokenize_translation
+from ..distill import DistillationArguments, make_student_from_config, make_student_from_teacher
+from ..eval.deploy import ctranslate2_peak_rss_mb, folder_megabytes, interleaved_rates
+from ..eval.translation import corpus_scores, make_compute_metrics, translate, translate_ctranslate2
+from ..export import export_ctranslate2
+from ..hub import save_packed
+from ..quant import QuantConfig, huffman_size, is_quantized, model_size, quantize_
+from ..utils import atomic_write_text, git_commit, run_header
+
+logger = logging.getLogger(__name__)
+
+_SHAPE = re.compile(r"^d(?P<d>\d+)-(?P<enc>\d+)\+(?P<dec>\d+)(?P<copy>-copy)?$")
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A student shape: `d256-3+1` (fresh, from a config) or `d256-3+1-copy` (teacher layers copied)."""
+
+    name: str
+    d_model: int
+    encoder_layers: int
+    decoder_layers: int
+    copy: bool
+
+    @classmethod
+    def parse(cls, name: str) -> "Shape":
+        match = _SHAPE.match(name)
+        if match is None:
+            raise ValueError(f"Shape {name!r} is not of the form d<width>-<enc>+<dec>[-copy], e.g. d192-3+1.")
+        return cls(name, int(match["d"]), int(match["enc"]), int(match["dec"]), bool(match["copy"]))
+
+    def build(self, teacher):
+        if self.copy:
+            if self.d_model != teacher.config.d_model:
+                raise ValueError(f"{self.name}: a copied student has the teacher's width {teacher.config.d_model}.")
+            return make_student_from_teacher(teacher, self.encoder_layers, self.decoder_layers)
+        heads = max(1, self.d_model // 64)
+        return make_student_from_config(
+            teacher, seed=0, d_model=self.d_model, encoder_layers=self.encoder_layers,
+            decoder_layers=self.decoder_layers, encoder_ffn_dim=4 * self.d_model, decoder_ffn_dim=4 * self.d_model,
+            encoder_attention_heads=heads, decoder_attention_heads=heads,
+        )
+
+
+@dataclass
+class FrontierArguments:
+    shapes: list[str] = field(default_factory=lambda: ["d256-3+1-copy", "d192-3+1", "d128-2+1"],
+                              metadata={"help": "Student shapes (d<width>-<enc>+<dec>[-copy])."})
+    rows: list[str] = field(default_factory=lambda: ["kd", "qd4", "qd2", "pm4", "pm2"],
+                            metadata={"help": "Rows of every shape."})
+    extra_rows: list[str] = field(default_factory=lambda: ["qat2", "dq2"],
+                                  metadata={"help": "Rows of --extra_rows_shape only."})
+    extra_rows_shape: str = field(default="d256-3+1-copy", metadata={"help": "Shape that gets --extra_rows."})
+    validation_split: str = field(default="val", metadata={"help": "Model selection split (never a test split)."})
+    validation_sentences: int = field(default=500, metadata={"help": "Validation sentences scored per epoch."})
+    kd_epochs: float = field(default=12, metadata={"help": "Most epochs of a kd row (early stopping ends sooner)."})
+    quant_epochs: float = field(default=4, metadata={"help": "Most epochs of a qd/qat/dq row."})
+    patience: int = field(default=2, metadata={"help": "Epochs without a better validation BLEU before stopping."})
+    fresh_learning_rate: float = field(default=2e-3, metadata={"help": "Learning rate of fresh kd students."})
+    copy_learning_rate: float = field(default=5e-4, metadata={"help": "Learning rate of layer-copied kd students."})
+    quant_learning_rate: float = field(default=5e-4, metadata={"help": "Learning rate of rows starting from kd."})
+    timed_sentences: int = field(default=256, metadata={"help": "Test sentences timed at batch 32."})
+    speed_repeats: int = field(default=3, metadata={"help": "Interleaved timing rounds (median kept)."})
+    threads: int = field(default=1, metadata={"help": "Threads of both engines when scoring and timing."})
+    results_dir: str = field(default="", metadata={"help": "Per-row results (default benchmarks/results/"
+                                                           "frontier_{budget})."})
+
+
+ROW = re.compile(r"^(kd|qd(\d)|pm(\d)|qat(\d)|dq(\d))$")
+
+
+class Frontier:
+    """Runs and records the rows; see the module docstring."""
+
+    def __init__(self, frontier: FrontierArguments, bench, args: DistillationArguments, root: str):
+        self.f, self.bench, self.args, self.root = frontier, bench, args, root
+        self.results_dir = frontier.results_dir or os.path.join(root, "benchmarks", "results",
+                                                                f"frontier_{bench.budget}")
+        self.commit = git_commit(root)
+        self.teacher = AutoModelForSeq2SeqLM.from_pretrained(bench.teacher).eval()
+        self.tokenizer = AutoTokenizer.from_pretrained(bench.teacher)
+        splits = {"train": bench.train_split, "validation": frontier.validation_split,
+                  **{s: s for s in bench.test_splits}}
+        raw = load_parallel_dir(bench.dataset_dir, "en", "de", splits)
+        limits = {"train": bench.max_train_samples, "validation": frontier.validation_sentences,
+                  **{split: bench.max_eval_samples for split in bench.test_splits}}
+        for split, limit in limits.items():
+            if limit:
+                raw[split] = raw[split].select(range(min(limit, len(raw[split]))))
+        self.data = tokenize_translation(raw, self.tokenizer, "en", "de", bench.max_length, bench.max_length)
+        self.teacher_file_mb = os.path.getsize(os.path.join(bench.teacher, "model.safetensors")) / 1e6
+        self.teacher_ct2 = os.path.join(args.output_dir, "teacher", "ctranslate2-int8")
+
+    # ---- running rows ----
+
+    def plan(self) -> list[tuple[str, str]]:
+        """(shape, row) pairs in an order where each row's starting point comes first."""
+        work = [("teacher", "teacher")]
+        for name in self.f.shapes:
+            Shape.parse(name)
+            rows = self.f.rows + (self.f.extra_rows if name == self.f.extra_rows_shape else [])
+            for row in rows:
+                if ROW.match(row) is None:
+                    raise ValueError(f"Unknown frontier row {row!r}: kd, qd<b>, pm<b>, qat<b>, dq<b>.")
+            work += [(name, row) for row in sorted(dict.fromkeys(rows), key=lambda r: r != "kd")]
+        return work
+
+    def result_path(self, shape: str, row: str) -> str:
+        return os.path.join(self.results_dir, "rows", f"{shape}__{row}.json")
+
+    def run(self) -> None:
+        for shape, row in self.plan():
+            path = self.result_path(shape, row)
+            if os.path.isfile(path):
+                logger.info(f"{shape} {row}: results exist ({path}), skipped.")
+                continue
+            logger.info(f"=== {shape} {row} ===")
+            result = self.teacher_row() if row == "teacher" else self.student_row(Shape.parse(shape), row)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            atomic_write_text(path, json.dumps(result, indent=2))
+            logger.info(f"{shape} {row}: {json.dumps(result['metrics'])}")
+
+    def _train_args(self, shape: Shape, row: str, **overrides) -> DistillationArguments:
+        out = os.path.join(self.args.output_dir, shape.name, f"{row}-run")
+        return dataclasses.replace(
+            self.args, output_dir=out, eval_strategy="epoch", save_strategy="epoch", save_total_limit=2,
+            load_best_model_at_end=True, metric_for_best_model="bleu", greater_is_better=True,
+            predict_with_generate=True, generation_max_length=self.bench.max_length, generation_num_beams=1,
+            push_to_hub=False, **overrides,
+        )
+
+    def _train(self, model, shape: Shape, row: str, teacher, **overrides):
+        args = self._train_args(shape, row, **overrides)
+        early = EarlyStoppingCallback(early_stopping_patience=self.f.patience)
+        start = time.perf_counter()
+        trainer = _trainer_with(model, teacher, self.tokenizer, self.data, args, early)
+        trainer.train()
+        return trainer.model.cpu().eval(), time.perf_counter() - start, trainer.state.best_metric
+
+    def kd_model(self, shape: Shape):
+        """The shape's trained kd student (saved under the run's output folder; trained if missing)."""
+        folder = os.path.join(self.args.output_dir, shape.name, "kd")
+        if os.path.isfile(os.path.join(folder, "model.safetensors")):
+            return AutoModelForSeq2SeqLM.from_pretrained(folder).eval(), None, None
+        lr = self.f.copy_learning_rate if shape.copy else self.f.fresh_learning_rate
+        model, seconds, best = self._train(shape.build(self.teacher), shape, "kd", self.teacher, bits=None,
+                                           num_train_epochs=self.f.kd_epochs, learning_rate=lr)
+        model.save_pretrained(folder)
+        self.tokenizer.save_pretrained(folder)
+        return model, seconds, best
+
+    def student_row(self, shape: Shape, row: str) -> dict:
+        match = ROW.match(row)
+        kd, kd_seconds, kd_best = self.kd_model(shape)
+        model, seconds, best = kd, kd_seconds, kd_best
+        start_from = "teacher layers" if shape.copy else "scratch"
+        if row != "kd":
+            bits = int(next(g for g in match.groups()[1:] if g))
+            start_from = "kd"
+            if row.startswith("pm"):
+                model, seconds, best = quantize_(kd, self._quant_config(bits)), 0.0, None
+            else:
+                extra = dict(bits=bits, num_train_epochs=self.f.quant_epochs, learning_rate=self.f.quant_learning_rate)
+                if row.startswith("qat"):
+                    extra.update(alpha=0.0, distillation_mode="none")
+                if row.startswith("dq"):
+                    extra.update(quant_method="learned", allocate_bits=True, train_weights=False)
+                teacher = None if row.startswith("qat") else self.teacher
+                model, seconds, best = self._train(kd, shape, row, teacher, **extra)
+        return self.score(model, shape.name, row, seconds, best, start_from)
+
+    def _quant_config(self, bits: int) -> QuantConfig:
+        return dataclasses.replace(self.args.quant_config() or QuantConfig(bits=bits), bits=bits, method="uniform")
+
+    def teacher_row(self) -> dict:
+        return self.score(self.teacher, "teacher", "teacher", None, None, "given",
+                          file_mb=self.teacher_file_mb)
+
+    # ---- scoring ----
+
+    def score(self, model, shape: str, row: str, seconds, best_val, start_from: str, file_mb=None) -> dict:
+        folder = os.path.join(self.args.output_dir, shape, row)
+        size = model_size(model)
+        if is_quantized(model):
+            save_packed(model, folder, tokenizer=self.tokenizer)
+            file_mb = os.path.getsize(os.path.join(folder, "model.safetensors")) / 1e6
+            huffman = huffman_size(model).megabytes
+            model = AutoModelForSeq2SeqLM.from_pretrained(folder).eval()  # scored as a user loads it
+        else:
+            huffman = None
+            if file_mb is None:
+                model.save_pretrained(folder)
+                self.tokenizer.save_pretrained(folder)
+                file_mb = os.path.getsize(os.path.join(folder, "model.safetensors")) / 1e6
+        ct2 = self.teacher_ct2 if row == "teacher" else os.path.join(folder, "ctranslate2-int8")
+        export_ctranslate2(model, ct2, "int8", tokenizer=self.tokenizer, force=True)
+        metrics = self._quality(model, ct2)
+        metrics.update(self._speed(model, ct2))
+        metrics["ct2_folder_mb"] = folder_megabytes(ct2)
+        metrics.update({f"ct2_{k}": v for k, v in ctranslate2_peak_rss_mb(
+            ct2, self.data.sources[self.bench.test_splits[0]][: self.f.timed_sentences]).items()})
+        return {
+            "shape": shape, "row": row, "start": start_from, "params": size.params,
+            "bits": size.code_bits_per_weight, "file_mb": file_mb, "huffman_mb": huffman,
+            "vs_teacher_file": self.teacher_file_mb / file_mb, "train_seconds": seconds,
+            "best_validation_bleu_greedy": best_val, "metrics": metrics,
+            **run_header("scripts/benchmark_translation.py --budget " + self.bench.budget, self.commit),
+        }
+
+    def _quality(self, model, ct2: str) -> dict:
+        import ctranslate2
+
+        metrics = {}
+        translator = ctranslate2.Translator(ct2, intra_threads=self.f.threads)
+        with _threads(self.f.threads):
+            for split in self.bench.test_splits:
+                sources, refs = self.data.sources[split], self.data.references[split]
+                beams, length = self.bench.eval_beams, self.bench.max_length
+                hyps = translate(model, self.tokenizer, sources, 32, beams, length, length)
+                for name, value in corpus_scores(hyps, refs).items():
+                    metrics[f"{name}_{split}_beam{beams}"] = value
+                hyps = translate_ctranslate2(translator, self.tokenizer, sources, 32, beams, length, length)
+                for name, value in corpus_scores(hyps, refs).items():
+                    metrics[f"ct2_int8_{name}_{split}_beam{beams}"] = value
+        return metrics
+
+    def _speed(self, model, ct2: str) -> dict:
+        """Greedy sentences/s at batch 32 of this model and the teacher, both engines, interleaved."""
+        import ctranslate2
+
+        sources = self.data.sources[self.bench.test_splits[0]][: self.f.timed_sentences]
+        length = self.bench.max_length
+        teacher_ct2 = ctranslate2.Translator(self.teacher_ct2, intra_threads=self.f.threads)
+        ct2_model = ctranslate2.Translator(ct2, intra_threads=self.f.threads)
+
+        def hf(m):
+            return lambda: len(translate(m, self.tokenizer, sources, 32, 1, length, length))
+
+        def fast(t):
+            return lambda: len(translate_ctranslate2(t, self.tokenizer, sources, 32, 1, length, length))
+
+        with _threads(self.f.threads):
+            rates = interleaved_rates({"teacher_hf": hf(self.teacher), "hf": hf(model),
+                                       "teacher_ct2": fast(teacher_ct2), "ct2": fast(ct2_model)},
+                                      self.f.speed_repeats)
+        return {
+            "sent_per_s_hf_b32": rates["hf"], "sent_per_s_ct2_int8_b32": rates["ct2"],
+            "speed_hf_vs_teacher_hf": rates["hf"] / rates["teacher_hf"],
+            "speed_ct2_vs_teacher_ct2": rates["ct2"] / rates["teacher_ct2"],
+            "speed_ct2_vs_teacher_hf": rates["ct2"] / rates["teacher_hf"],
+            "threads": self.f.threads,
+        }
+
+
+class _threads:
+    """Temporarily run torch with ``n`` threads (timings compare engines at the same thread count)."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __enter__(self):
+        self.before = torch.get_num_threads()
+        torch.set_num_threads(self.n)
+
+    def __exit__(self, *exc):
+        torch.set_num_threads(self.before)
+
+
+def _trainer_with(model, teacher, tokenizer, data, args, callback):
+    from transformers import DataCollatorForSeq2Seq
+
+    from ..distill import QuantizedDistillationTrainer
+
+    trainer = QuantizedDistillationTrainer(
+        model=model, teacher_model=teacher if (args.uses_teacher or args.uses_teacher_targets) else None,
+        args=args, train_dataset=data.datasets["train"], eval_dataset=data.datasets["validation"],
+        data_collator=DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100),
+        processing_class=tokenizer, compute_metrics=make_compute_metrics(tokenizer), callbacks=[callback],
+    )
+    return trainer
+
+
+def collect(results_dir: str) -> list[dict]:
+    """Every row's results file, teacher first."""
+    rows = [json.load(open(path)) for path in sorted(glob.glob(os.path.join(results_dir, "rows", "*.json")))]
+    return sorted(rows, key=lambda r: (r["row"] != "teacher", r["shape"], r["row"]))
+
+
+def _cell(value, fmt: str = "{:.2f}") -> str:
+    return "-" if value is None else fmt.format(value)
+
+
+COLUMNS = [
+    ("BLEU t16", "bleu_test2016_beam4"), ("BLEU t17", "bleu_test2017_beam4"),
+    ("chrF t16", "chrf_test2016_beam4"), ("chrF t17", "chrf_test2017_beam4"),
+    ("CT2 int8 BLEU t16", "ct2_int8_bleu_test2016_beam4"), ("CT2 int8 BLEU t17", "ct2_int8_bleu_test2017_beam4"),
+    ("CT2 int8 speed vs teacher CT2 int8", "speed_ct2_vs_teacher_ct2"),
+    ("transformers speed vs teacher", "speed_hf_vs_teacher_hf"),
+]
+
+
+def frontier_table(rows: list[dict]) -> str:
+    header = ["shape", "row", "starts from", "params", "bits", "file (MB)", "vs teacher file"]
+    header += [name for name, _ in COLUMNS] + ["train (s)"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        m = r["metrics"]
+        cells = [r["shape"], r["row"], r["start"], f"{r['params']:,}", _cell(r["bits"]), f"{r['file_mb']:.3f}",
+                 f"{r['vs_teacher_file']:.1f}x"] + [_cell(m.get(key)) for _, key in COLUMNS]
+        cells.append(_cell(r["train_seconds"], "{:.0f}"))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def frontier_targets(rows: list[dict]) -> list[dict]:
+    """The issue's targets, judged on the rows present (a target with no candidate row is reported as such)."""
+    teacher = next((r for r in rows if r["row"] == "teacher"), None)
+    if teacher is None:
+        return []
+    t = teacher["metrics"]
+    out = []
+    for bits, size_x, gap in ((4, 10, 1.0), (2, 20, 2.5)):
+        candidates = [r for r in rows if r["row"] == f"qd{bits}"]
+        best, verdict = None, False
+        for r in candidates:
+            m = r["metrics"]
+            gaps = [t[k] - m[k] for k in ("bleu_test2016_beam4", "bleu_test2017_beam4")]
+            ok = r["vs_teacher_file"] >= size_x and max(gaps) <= gap
+            if bits == 4:
+                ok = ok and m["speed_ct2_vs_teacher_ct2"] >= 2
+            if best is None or max(gaps) < best[1]:
+                best = (r, max(gaps))
+            verdict = verdict or ok
+        measured = "no row yet" if best is None else (
+            f"best {best[0]['shape']}: {best[1]:+.2f} BLEU below the teacher (worse test set), "
+            f"{best[0]['vs_teacher_file']:.1f}x smaller, CT2 int8 "
+            f"{best[0]['metrics']['speed_ct2_vs_teacher_ct2']:.2f}x the teacher's speed")
+        target = (f"qd{bits}: >= {size_x}x smaller than the teacher file, within {gap} BLEU on both test sets"
+                  + (", >= 2x the teacher's CT2 int8 speed" if bits == 4 else ""))
+        out.append({"target": target, "measured": measured, "met": verdict})
+    return out
+
+
+def write_frontier_report(results_dir: str, prefix: str, header: dict, plot: bool = True) -> str:
+    """Markdown + JSON of every row present, the targets, and two plots (BLEU against size and CT2 speed)."""
+    rows = collect(results_dir)
+    targets = frontier_targets(rows)
+    lines = [f"- {k}: {v}" for k, v in header.items()] + ["", frontier_table(rows), "", "## Targets", "",
+                                                           "| target | measured | met |", "|---|---|---|"]
+    lines += [f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else 'NO'} |" for t in targets]
+    markdown = "\n".join(lines) + "\n"
+    atomic_write_text(f"{prefix}.md", markdown)
+    atomic_write_text(f"{prefix}.json", json.dumps({**header, "targets": targets, "rows": rows}, indent=2))
+    if plot and rows:
+        _plot(rows, prefix)
+    return markdown
+
+
+def _plot(rows: list[dict], prefix: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5))
+    for ax, (x_key, label) in zip(axes, (("file_mb", "size on disk (MB, log)"),
+                                         ("speed_ct2_vs_teacher_ct2", "CT2 int8 speed vs teacher, batch 32"))):
+        for r in rows:
+            x = r[x_key] if x_key in r else r["metrics"][x_key]
+            y = r["metrics"]["bleu_test2016_beam4"]
+            ax.scatter(x, y, marker="*" if r["row"] == "teacher" else "o", s=80)
+            ax.annotate(f"{r['shape']} {r['row']}" if r["row"] != "teacher" else "teacher", (x, y),
+                        textcoords="offset points", xytext=(3, 3), fontsize=7)
+        ax.set_xlabel(label)
+        ax.set_ylabel("BLEU test2016, beam 4")
+        ax.grid(True, alpha=0.3)
+    axes[0].set_xscale("log")
+    fig.tight_layout()
+    tmp = f"{prefix}.tmp.png"
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, f"{prefix}.png")
+
+
+__all__ = ["Frontier", "FrontierArguments", "Shape", "collect", "frontier_table", "write_frontier_report"]

@@ -1,0 +1,64 @@
+"""Deployment measurements: interleaved decoding speed of two engines or models, and peak memory of CTranslate2.
+
+A busy machine slows whatever runs while it is busy. Timing a teacher once and a student later lets load on the
+machine fake a speed-up (a rerun under load once timed the teacher at 7.9 sentences/s and called a student "37x
+faster"). Here the candidates are timed in turn, A, B, A, B, ..., and each one's median is kept, so a slow phase
+hits both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from typing import Callable
+
+
+def interleaved_rates(runs: dict[str, Callable[[], int]], repeats: int = 3) -> dict[str, float]:
+    """Items per second of each callable (which returns how many items it processed), timed in turn, ``repeats``
+    rounds, median per callable. Each callable runs once untimed first (warm-up)."""
+    for run in runs.values():
+        run()
+    rates: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            items = run()
+            rates[name].append(items / (time.perf_counter() - start))
+    return {name: statistics.median(values) for name, values in rates.items()}
+
+
+_RSS_PROBE = """
+import json, resource, sys
+import ctranslate2
+from transformers import AutoTokenizer
+from hfqd.eval.translation import translate_ctranslate2
+folder, batch, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+sources = json.loads(sys.stdin.read())
+tokenizer = AutoTokenizer.from_pretrained(folder)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+translator = ctranslate2.Translator(folder, intra_threads=threads)
+translate_ctranslate2(translator, tokenizer, sources, batch_size=batch)
+print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "before_model_mb": before / 1024}))
+"""
+
+
+def ctranslate2_peak_rss_mb(folder: str, sources: list[str], batch_size: int = 32, threads: int = 1) -> dict:
+    """Peak resident memory (MB) of a fresh process that loads a CTranslate2 folder and translates ``sources``;
+    also the peak before the model was loaded (Python, tokenizer), so the model's own share can be told apart."""
+    result = subprocess.run(
+        [sys.executable, "-c", _RSS_PROBE, folder, str(batch_size), str(threads)], input=json.dumps(sources),
+        capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(threads)}, timeout=1800,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"Measuring CTranslate2 memory failed: {result.stderr[-2000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def folder_megabytes(folder: str) -> float:
+    """Size of every file in ``folder`` (MB)."""
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(folder) for f in files) / 1e6
