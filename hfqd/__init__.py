@@ -17,6 +17,7 @@ from .export import export_ctranslate2
 from .hub import HfqdConfig, save_packed
 from .quant import (
     QuantConfig,
+    convert_,
     dequantize_,
     freeze_,
     huffman_size,
@@ -30,6 +31,7 @@ from .version import __version__
 __all__ = [
     # quantization
     "QuantConfig",
+    "convert_",
     "dequantize_",
     "freeze_",
     "huffman_size",

@@ -26,7 +26,7 @@ from hfqd.distill import DistillationArguments, make_resnet
 from hfqd.eval.report import ResultRow, write_results
 from hfqd.eval.vision import accuracy, images_per_second
 from hfqd.hub.card import write_row_cards
-from hfqd.pipelines.methods import order_methods, run_methods, save_model_files, train_model
+from hfqd.runner.methods import order_methods, run_methods, save_model_files, train_model
 from hfqd.quant import model_size
 from hfqd.utils import command_line, ensure_available, git_commit, run_header
 

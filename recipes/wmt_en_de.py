@@ -35,8 +35,8 @@ from hfqd.distill import DistillationArguments, check_same_tokenizer, make_maria
 from hfqd.eval.report import ResultRow, write_results
 from hfqd.hub.card import write_row_cards
 from hfqd.hub.push import PushError, push_folder
-from hfqd.pipelines.methods import order_methods, run_methods, save_model_files, train_model
-from hfqd.pipelines.translation import evaluate_translation
+from hfqd.runner.methods import order_methods, run_methods, save_model_files, train_model
+from hfqd.runner.translation import evaluate_translation
 from hfqd.quant import model_size
 from hfqd.utils import command_line, ensure_available, git_commit, run_header
 

@@ -42,7 +42,7 @@ from hfqd.distill import DistillationArguments, make_student_from_config  # noqa
 from hfqd.eval.report import ResultRow, markdown_table  # noqa: E402
 from hfqd.eval.translation import corpus_scores, decode_speed, tokenized_bleu, translate  # noqa: E402
 from hfqd.hub import save_packed  # noqa: E402
-from hfqd.pipelines.methods import order_methods, run_methods, train_model  # noqa: E402
+from hfqd.runner.methods import order_methods, run_methods, train_model  # noqa: E402
 from hfqd.quant import is_quantized, model_size  # noqa: E402
 from hfqd.utils import atomic_write_text, command_line, git_commit, run_header  # noqa: E402
 
@@ -84,7 +84,7 @@ class BenchmarkArguments:
     min_student_ratio: float = field(default=4.0, metadata={"help": "Refuse students with fewer than teacher/N params."})
     methods: list[str] = field(
         default_factory=lambda: ["student", "kd", "seqkd", "pm4", "pm2", "qat4", "qat2", "qd4", "qd2", "dq2"],
-        metadata={"help": "hfqd rows (see hfqd.pipelines.methods)."},
+        metadata={"help": "hfqd rows (see hfqd.runner.methods)."},
     )
     peers: list[str] = field(
         default_factory=lambda: ["torchao-qat4", "torchao-qat2", "quanto-qat4", "quanto-qat2", "quanto-qd4",
@@ -179,7 +179,7 @@ def warm_start(make_student, tokenizer, train_set, args: DistillationArguments, 
 
 
 def run_peers(names, make_student, teacher, tokenizer, train_set, args: DistillationArguments, scorer: Scorer,
-              teacher_bits: int, save_dir: str, student_params: int, diffq: peers.DiffQSettings) -> list[ResultRow]:
+              teacher_fp32_bits: int, save_dir: str, student_params: int, diffq: peers.DiffQSettings) -> list[ResultRow]:
     """Train, score and size each peer row with the same trainer, data and student as the hfqd rows."""
     rows = []
     group = args.bucket_size
@@ -200,7 +200,7 @@ def run_peers(names, make_student, teacher, tokenizer, train_set, args: Distilla
             method=spec.name, description=spec.description,
             bits=spec.bits if spec.bits is not None else round(peers.diffq_mean_bits(model), 2), params=student_params,
             size_mb=size.megabytes,
-            compression=teacher_bits / size.bits, metrics=scorer(model), train_seconds=seconds,
+            compression=teacher_fp32_bits / size.bits, metrics=scorer(model), train_seconds=seconds,
             file_mb=peers.save_peer(model, spec, os.path.join(save_dir, spec.name)), library=spec.library,
         ))
     return rows

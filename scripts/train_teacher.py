@@ -25,8 +25,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from hfqd.cli import parse_recipe_args  # noqa: E402
 from hfqd.data import tokenize_translation, train_bpe_tokenizer  # noqa: E402
 from hfqd.distill import DistillationArguments, make_marian  # noqa: E402
-from hfqd.pipelines.methods import train_model  # noqa: E402
-from hfqd.pipelines.translation import evaluate_translation  # noqa: E402
+from hfqd.runner.methods import train_model  # noqa: E402
+from hfqd.runner.translation import evaluate_translation  # noqa: E402
 from hfqd.utils import atomic_directory  # noqa: E402
 from wmt_en_de import DataArguments, load_data  # noqa: E402
 

@@ -8,6 +8,7 @@ from torch import nn
 
 from hfqd.quant import (
     QuantConfig,
+    convert_,
     dequantize_,
     is_quantized,
     model_size,
@@ -160,12 +161,12 @@ def test_nothing_selected_is_an_error(convnet):
         quantize_(convnet, QuantConfig(include=("nothing.*",)))
 
 
-def test_dequantize_materializes_and_keeps_ties(marian):
+def test_convert_materializes_and_keeps_ties(marian):
     quantize_(marian, QuantConfig(bits=2, bucket_size=32))
     src, tgt = _ids(marian)
     with torch.no_grad():
         expected = marian(input_ids=src, decoder_input_ids=tgt).logits
-    dequantize_(marian)
+    convert_(marian)
     assert not is_quantized(marian)
     assert marian.model.shared.weight is marian.lm_head.weight
     assert isinstance(marian.lm_head.weight, nn.Parameter)
@@ -213,3 +214,10 @@ def test_model_size_formula(marian):
     assert report.bits == 4 * q + 64 * buckets + 32 * (n_total - q) + buffers
     assert report.fp32_bits == 32 * n_total + buffers
     assert 32 / 4 > report.compression_ratio > 1
+
+
+def test_old_name_of_convert_still_works_with_a_warning(marian):
+    quantize_(marian, QuantConfig(bits=4))
+    with pytest.warns(FutureWarning, match="renamed hfqd.convert_"):
+        dequantize_(marian)
+    assert not is_quantized(marian)

@@ -13,7 +13,7 @@ from transformers import AutoModelForSeq2SeqLM
 
 import hfqd.utils
 from hfqd.hub import save_packed
-from hfqd.hub.finetune import SHADOWS_NAME, prepare_packed_student
+from hfqd.hub.attach import SHADOWS_NAME, prepare_packed_student
 from hfqd.quant import QuantConfig, quantize_, quantized_parameters
 from hfqd.utils import atomic_directory
 

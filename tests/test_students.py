@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from hfqd.distill import check_same_vocabulary, make_student_from_config, make_student_from_teacher, pick_layers
+from hfqd.distill import check_same_outputs, make_student_from_config, make_student_from_teacher, pick_layers
 
 from .conftest import tiny_marian
 
@@ -33,7 +33,7 @@ def test_student_from_config_shares_vocabulary():
     student = make_student_from_config(teacher, d_model=16, encoder_layers=1, decoder_layers=1,
                                        encoder_ffn_dim=32, decoder_ffn_dim=32)
     assert student.config.d_model == 16 and student.config.vocab_size == teacher.config.vocab_size
-    check_same_vocabulary(teacher, student)
+    check_same_outputs(teacher, student)
     with pytest.raises(ValueError, match="no field"):
         make_student_from_config(teacher, d_modle=16)
 
@@ -47,5 +47,5 @@ def test_tokenizer_vocabulary_mismatch():
     student = tiny_marian(vocab_size=len(tok_a))
     if tok_a.get_vocab() != tok_b.get_vocab():
         with pytest.raises(ValueError, match="same tokenizer"):
-            check_same_vocabulary(teacher, student, tok_a, tok_b)
-    check_same_vocabulary(teacher, student, tok_a, tok_a)
+            check_same_outputs(teacher, student, tok_a, tok_b)
+    check_same_outputs(teacher, student, tok_a, tok_a)

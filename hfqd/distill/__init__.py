@@ -3,6 +3,7 @@
 from .arguments import DistillationArguments
 from .losses import DistillationLossOutput, distillation_loss
 from .students import (
+    check_same_outputs,
     check_same_tokenizer,
     check_same_vocabulary,
     make_marian,
@@ -17,6 +18,7 @@ __all__ = [
     "DistillationArguments",
     "DistillationLossOutput",
     "QuantizedDistillationTrainer",
+    "check_same_outputs",
     "check_same_tokenizer",
     "check_same_vocabulary",
     "distillation_loss",

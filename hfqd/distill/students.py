@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import re
+import warnings
 
 import torch
 from torch import nn
@@ -36,8 +37,9 @@ def _output_vocab(model: nn.Module) -> int:
     return int(config.num_labels)
 
 
-def check_same_vocabulary(teacher: nn.Module, student: nn.Module, teacher_tokenizer=None, student_tokenizer=None):
-    """Raise if token-level distillation is impossible because teacher and student disagree on the vocabulary."""
+def check_same_outputs(teacher: nn.Module, student: nn.Module, teacher_tokenizer=None, student_tokenizer=None):
+    """Raise if distillation is impossible because teacher and student predict different output sets (vocabulary
+    sizes, or classes); with both tokenizers, also compare them (:func:`check_same_tokenizer`)."""
     t, s = _output_vocab(teacher), _output_vocab(student)
     if t != s:
         raise ValueError(
@@ -48,6 +50,13 @@ def check_same_vocabulary(teacher: nn.Module, student: nn.Module, teacher_tokeni
         )
     if teacher_tokenizer is not None and student_tokenizer is not None:
         check_same_tokenizer(teacher_tokenizer, student_tokenizer)
+
+
+def check_same_vocabulary(*args, **kwargs):
+    """Deprecated name of :func:`check_same_outputs` (it compares output sizes; tokenizers only when given)."""
+    warnings.warn("check_same_vocabulary is renamed check_same_outputs; the old name goes in the next release.",
+                  FutureWarning, stacklevel=2)
+    return check_same_outputs(*args, **kwargs)
 
 
 def check_same_tokenizer(teacher_tokenizer, student_tokenizer) -> None:

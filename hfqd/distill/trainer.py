@@ -39,7 +39,7 @@ from .checkpoint import (
 from .losses import distillation_loss
 from .sequence import with_teacher_targets
 from .teacher_cache import CACHE_COLUMNS, CachedTeacherCollator, build_teacher_cache, cached_k
-from .students import check_same_vocabulary
+from .students import check_same_outputs
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class QuantizedDistillationTrainer(Seq2SeqTrainer):
                 "Pass a teacher, or set alpha=0 / distillation_mode='none' to train on labels only."
             )
         if teacher_model is not None and args.uses_teacher:
-            check_same_vocabulary(teacher_model, model)
+            check_same_outputs(teacher_model, model)
         super().__init__(model=model, args=args, **kwargs)
         # compute_loss normalises by `num_items_in_batch`; make the Trainer count it whatever the model's signature.
         self.model_accepts_loss_kwargs = True

@@ -31,25 +31,39 @@ def interleaved_rates(runs: dict[str, Callable[[], int]], repeats: int = 3) -> d
     return {name: statistics.median(values) for name, values in rates.items()}
 
 
+# Runs in a fresh process with only what serving needs (ctranslate2 and the tokenizer library; no torch, no
+# transformers, no hfqd), so its peak memory is the deployment's, not the benchmark's.
 _RSS_PROBE = """
-import json, resource, sys
+import json, os, sys
 import ctranslate2
-from transformers import AutoTokenizer
-from hfqd.eval.translation import translate_ctranslate2
 folder, batch, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-sources = json.loads(sys.stdin.read())
-tokenizer = AutoTokenizer.from_pretrained(folder)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+sources = sorted(json.loads(sys.stdin.read()), key=len)
+if os.path.isfile(os.path.join(folder, "tokenizer.json")):
+    from tokenizers import Tokenizer
+    tokenizer = Tokenizer.from_file(os.path.join(folder, "tokenizer.json"))
+    tokenize = lambda texts: [e.tokens for e in tokenizer.encode_batch(texts)]
+else:  # OPUS-MT layout: sentencepiece source model, </s> appended as MarianTokenizer does
+    import sentencepiece
+    sp = sentencepiece.SentencePieceProcessor(model_file=os.path.join(folder, "source.spm"))
+    tokenize = lambda texts: [sp.encode(t, out_type=str) + ["</s>"] for t in texts]
+def status(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+before = status("VmRSS")
+with open("/proc/self/clear_refs", "w") as f:  # reset the peak (VmHWM), so it covers loading and translating only
+    f.write("5")
 translator = ctranslate2.Translator(folder, intra_threads=threads)
-translate_ctranslate2(translator, tokenizer, sources, batch_size=batch)
-print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "before_model_mb": before / 1024}))
+for start in range(0, len(sources), batch):
+    translator.translate_batch(tokenize(sources[start:start + batch]), beam_size=1)
+print(json.dumps({"peak_rss_mb": status("VmHWM"), "before_model_mb": before}))
 """
 
 
 def ctranslate2_peak_rss_mb(folder: str, sources: list[str], batch_size: int = 32, threads: int = 1) -> dict:
-    """Peak resident memory (MB) of a fresh process that loads a CTranslate2 folder and translates ``sources``;
-    also the peak before the model was loaded (Python, tokenizer), so the model's own share can be told apart."""
+    """Peak resident memory (MB, Linux `VmHWM`) of a fresh process while it loads a CTranslate2 folder and
+    translates ``sources``, and its resident memory before the model was loaded (Python, ctranslate2 and the
+    tokenizer library), so the model's own share can be told apart."""
     result = subprocess.run(
         [sys.executable, "-c", _RSS_PROBE, folder, str(batch_size), str(threads)], input=json.dumps(sources),
         capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(threads)}, timeout=1800,

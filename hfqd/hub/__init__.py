@@ -1,7 +1,7 @@
 """Packed low-bit checkpoints: saving, `from_pretrained` loading, size report."""
 
 from .bitpack import pack_codes, packed_size, unpack_codes
-from .finetune import prepare_packed_student
+from .attach import prepare_packed_student
 from .integration import HfqdConfig, HfqdHfQuantizer
 from .packed import PackedSize, packed_size_report, packed_state_dict, unpack_tensor
 from .push import PushError, push_folder

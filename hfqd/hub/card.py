@@ -10,7 +10,7 @@ from huggingface_hub import ModelCard, ModelCardData
 
 from ..eval.report import markdown_table
 from ..version import __version__
-from .finetune import SHADOWS_NAME
+from .attach import SHADOWS_NAME
 
 _TEMPLATE = """---
 {card_data}

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ..quant import is_quantized, quantized_parameters
-from .finetune import SHADOWS_NAME, packed_quant_config, prepare_packed_student
+from .attach import SHADOWS_NAME, packed_quant_config, prepare_packed_student
 from ..utils import replace_files
 from .packed import WEIGHTS_NAME, file_metadata, packed_state_dict, quant_config_dict
 

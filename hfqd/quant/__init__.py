@@ -5,6 +5,7 @@ from .api import (
     materialized_state_dict,
     shadow_state_dict,
     QuantizedParameter,
+    convert_,
     dequantize_,
     freeze_,
     get_quant_config,
@@ -32,7 +33,7 @@ from .functions import (
 )
 from .huffman import HuffmanSize, code_frequencies, entropy, huffman_code_lengths, huffman_size, mean_code_length
 from .learned import LearnedQuantizer, initial_points
-from .quantizer import QuantState, UniformQuantizer
+from .quantizer import Quantizer, QuantState, UniformQuantizer
 from .size import SizeReport, model_size
 from .ste import StraightThrough, straight_through
 
@@ -56,11 +57,13 @@ __all__ = [
     "sort_points_",
     "QuantConfig",
     "QuantState",
+    "Quantizer",
     "QuantizedCodes",
     "QuantizedParameter",
     "SizeReport",
     "StraightThrough",
     "UniformQuantizer",
+    "convert_",
     "dequantize_",
     "dequantize_codes",
     "freeze_",

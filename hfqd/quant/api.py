@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -12,7 +13,7 @@ from torch.nn.utils import parametrize
 
 from .config import QuantConfig
 from .learned import LearnedQuantizer
-from .quantizer import QuantState, UniformQuantizer
+from .quantizer import Quantizer, QuantState, UniformQuantizer
 
 FilterFn = Callable[[nn.Module, str], bool]
 
@@ -23,7 +24,7 @@ class QuantizedParameter:
 
     name: str
     module_names: list[str]
-    quantizer: UniformQuantizer
+    quantizer: Quantizer
     shadow: nn.Parameter
 
     @property
@@ -43,7 +44,7 @@ class QuantizedParameter:
 def _quantizers(module: nn.Module) -> list[nn.Module]:
     if not parametrize.is_parametrized(module, "weight"):
         return []
-    return [p for p in module.parametrizations.weight if isinstance(p, UniformQuantizer)]
+    return [p for p in module.parametrizations.weight if isinstance(p, Quantizer)]
 
 
 def is_quantized(model: nn.Module) -> bool:
@@ -107,7 +108,7 @@ def quantize_(
         raise TypeError(f"`config` must be a QuantConfig, got {type(config).__name__}.")
     if is_quantized(model):
         raise ValueError(
-            "This model is already quantized by hfqd. Call `hfqd.dequantize_(model)` first to re-quantize it "
+            "This model is already quantized by hfqd. Call `hfqd.convert_(model)` first to re-quantize it "
             "with other settings."
         )
     selected = _select(model, config, filter_fn)
@@ -124,7 +125,7 @@ def quantize_(
                 "into NaN. Fix or retrain the model, or leave the layer out (exclude=...)."
             )
     state = QuantState()
-    by_param: dict[int, UniformQuantizer] = {}
+    by_param: dict[int, Quantizer] = {}
     for name, module in selected:
         weight = module.weight
         quantizer = by_param.get(id(weight))
@@ -195,8 +196,11 @@ def iter_shadow_names(model: nn.Module) -> Iterator[tuple[str, str]]:
 
 
 @torch.no_grad()
-def dequantize_(model: nn.Module) -> nn.Module:
+def convert_(model: nn.Module) -> nn.Module:
     """Replace every quantized weight by its quantized value as a plain parameter and remove the quantizers.
+
+    The "convert" step of quantization-aware training (as torchao calls it): the weights keep their quantized
+    values, stored in full precision.
 
     Tied weights stay tied. Afterwards the model has no hfqd state and runs at plain PyTorch speed; its weights
     hold at most ``2**bits`` distinct values per bucket. To keep the quantized model as it is, build the plain copy
@@ -205,7 +209,7 @@ def dequantize_(model: nn.Module) -> nn.Module:
     """
     entries = quantized_parameters(model)
     if not entries:
-        raise ValueError("This model is not quantized by hfqd; there is nothing to dequantize.")
+        raise ValueError("This model is not quantized by hfqd; there is nothing to convert.")
     values = [(e.shadow, e.quantizer.quantize(e.shadow)) for e in entries]
     state = entries[0].quantizer.state
     for module in model.modules():
@@ -234,8 +238,18 @@ def _remove_state_hooks(model: nn.Module, state: QuantState) -> None:
     state.hooks.clear()
 
 
-freeze_ = dequantize_
-"""Alias of :func:`dequantize_` (torchao's "convert" step): materialize the quantized weights."""
+def dequantize_(model: nn.Module) -> nn.Module:
+    """Deprecated name of :func:`convert_` (the weights keep their quantized values; nothing is dequantized)."""
+    warnings.warn("hfqd.dequantize_ is renamed hfqd.convert_; the old name goes in the next release.",
+                  FutureWarning, stacklevel=2)
+    return convert_(model)
+
+
+def freeze_(model: nn.Module) -> nn.Module:
+    """Deprecated name of :func:`convert_`."""
+    warnings.warn("hfqd.freeze_ is renamed hfqd.convert_; the old name goes in the next release.",
+                  FutureWarning, stacklevel=2)
+    return convert_(model)
 
 
 def learned_points(model: nn.Module) -> list[nn.Parameter]:
@@ -288,7 +302,7 @@ def materialized_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     """State dict under plain names holding the quantized values (what the model computes with), quantizers left
     in place; for building a plain copy of a quantized model.
 
-    (`dequantize_` on a `copy.deepcopy` of a quantized model is not an option: torch's parametrizations put the
+    (`convert_` on a `copy.deepcopy` of a quantized model is not an option: torch's parametrizations put the
     `weight` property on a class the copy shares with the original, and removing it from one breaks the other.)
     """
     weights, _ = shadow_state_dict(model)

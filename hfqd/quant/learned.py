@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from .config import QuantConfig
-from .functions import QuantizedCodes, _scaled, dequantize_codes, nearest_point_codes
-from .quantizer import QuantState, UniformQuantizer
+from .functions import QuantizedCodes, _scaled, nearest_point_codes
+from .quantizer import Quantizer, QuantState
 
 POINT_INITS = ("quantiles", "uniform")
 
@@ -36,7 +36,7 @@ def initial_points(weight: torch.Tensor, n_points: int, bucket_size: int | None,
     return torch.quantile(values, torch.linspace(0.0, 1.0, n_points))
 
 
-class LearnedQuantizer(UniformQuantizer):
+class LearnedQuantizer(Quantizer):
     """Parametrization ``w -> points[nearest(sc(w))] * scale + min`` with learnable ``points``.
 
     Args:
@@ -58,15 +58,6 @@ class LearnedQuantizer(UniformQuantizer):
     def levels(self) -> int:
         return self.points.numel()
 
-    @property
-    def bits(self) -> int:
-        """Whole bits per code (what the packed format stores)."""
-        return max(1, (self.points.numel() - 1).bit_length())
-
-    @bits.setter
-    def bits(self, value: int) -> None:  # set by UniformQuantizer.__init__; the points decide instead
-        pass
-
     def _cache_token(self) -> tuple:
         return (self.points.data_ptr(), self.points._version)
 
@@ -81,9 +72,6 @@ class LearnedQuantizer(UniformQuantizer):
 
     def codes(self, weight: torch.Tensor) -> QuantizedCodes:
         return nearest_point_codes(weight.detach(), self.points, self.bucket_size)
-
-    def quantize(self, weight: torch.Tensor) -> torch.Tensor:
-        return dequantize_codes(self.codes(weight), weight.dtype)
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
         if not self.enabled:

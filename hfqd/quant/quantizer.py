@@ -28,7 +28,7 @@ class QuantState:
         forward_id: increases at the start of every outermost forward call, so a quantized value computed with
             autograd history is reused only inside the forward pass that built it.
         depth: nesting depth of hooked forward calls (internal).
-        hooks: handles of the forward hooks (for reference; `dequantize_` finds the hooks by scanning the modules).
+        hooks: handles of the forward hooks (for reference; `convert_` finds the hooks by scanning the modules).
     """
 
     step: int = 0
@@ -45,20 +45,23 @@ class QuantState:
         self.depth = max(0, self.depth - 1)
 
 
-class UniformQuantizer(nn.Module):
-    """Parametrization ``w -> Q(w)`` with uniform levels and a straight-through gradient.
+class Quantizer(nn.Module):
+    """Parametrization ``w -> Q(w)``: the part every quantizer shares (bucketing, caching, straight-through).
+
+    Subclasses say how codes are made (:meth:`codes`) and how many levels there are; the quantized value is always
+    :func:`~hfqd.quant.functions.dequantize_codes` of the codes, in training and when a packed file is loaded.
 
     Args:
-        config: the quantization settings (bits, bucket size, rounding, seed).
+        config: the quantization settings (bucket size, seed).
         name: the parameter's qualified name; seeds its stochastic-rounding stream.
         state: the model's shared :class:`QuantState`.
     """
 
+    rounding = "nearest"
+
     def __init__(self, config: QuantConfig, name: str, state: QuantState):
         super().__init__()
-        self.bits = config.bits
         self.bucket_size = config.bucket_size
-        self.rounding = config.rounding
         self.seed = config.seed
         self.param_name = name
         self.state = state
@@ -68,20 +71,16 @@ class UniformQuantizer(nn.Module):
 
     @property
     def levels(self) -> int:
-        return 2**self.bits
+        raise NotImplementedError
 
-    def generator(self, device: torch.device) -> torch.Generator | None:
-        """Random stream for stochastic rounding, a pure function of (seed, step, parameter name)."""
-        if self.rounding != "stochastic":
-            return None
-        key = f"{self.seed}:{self.state.step}:{self.param_name}".encode()
-        gen = torch.Generator(device=device)
-        gen.manual_seed(zlib.crc32(key))
-        return gen
+    @property
+    def bits(self) -> int:
+        """Whole bits per code (what the packed format stores)."""
+        return max(1, (self.levels - 1).bit_length())
 
     def codes(self, weight: torch.Tensor) -> QuantizedCodes:
         """Integer codes of ``weight`` under the current settings (no autograd)."""
-        return uniform_codes(weight.detach(), self.bits, self.bucket_size, self.rounding, self.generator(weight.device))
+        raise NotImplementedError
 
     def quantize(self, weight: torch.Tensor) -> torch.Tensor:
         """The quantized value of ``weight``, without autograd history."""
@@ -118,12 +117,47 @@ class UniformQuantizer(nn.Module):
     def clear_cache(self) -> None:
         self._cache_key, self._cache_value = None, None
 
-    def extra_repr(self) -> str:
-        return f"bits={self.bits}, bucket_size={self.bucket_size}, rounding={self.rounding!r}, name={self.param_name!r}"
-
     def __getstate__(self):
         # Cached tensors carry autograd graphs that cannot be deep-copied; they are rebuilt on demand.
         state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__.copy()
         state = dict(state)
         state["_cache_key"], state["_cache_value"] = None, None
         return state
+
+
+class UniformQuantizer(Quantizer):
+    """``2**bits`` evenly spaced levels per bucket, nearest or stochastic rounding (quantized distillation).
+
+    Args:
+        config: the quantization settings (bits, bucket size, rounding, seed).
+        name: the parameter's qualified name; seeds its stochastic-rounding stream.
+        state: the model's shared :class:`QuantState`.
+    """
+
+    def __init__(self, config: QuantConfig, name: str, state: QuantState):
+        super().__init__(config, name, state)
+        self._bits = config.bits
+        self.rounding = config.rounding
+
+    @property
+    def bits(self) -> int:
+        return self._bits
+
+    @property
+    def levels(self) -> int:
+        return 2**self._bits
+
+    def generator(self, device: torch.device) -> torch.Generator | None:
+        """Random stream for stochastic rounding, a pure function of (seed, step, parameter name)."""
+        if self.rounding != "stochastic":
+            return None
+        key = f"{self.seed}:{self.state.step}:{self.param_name}".encode()
+        gen = torch.Generator(device=device)
+        gen.manual_seed(zlib.crc32(key))
+        return gen
+
+    def codes(self, weight: torch.Tensor) -> QuantizedCodes:
+        return uniform_codes(weight.detach(), self.bits, self.bucket_size, self.rounding, self.generator(weight.device))
+
+    def extra_repr(self) -> str:
+        return f"bits={self.bits}, bucket_size={self.bucket_size}, rounding={self.rounding!r}, name={self.param_name!r}"

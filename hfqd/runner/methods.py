@@ -31,7 +31,7 @@ from transformers import DataCollatorForSeq2Seq, default_data_collator
 from ..distill import DistillationArguments, QuantizedDistillationTrainer
 from ..eval.report import ResultRow
 from ..hub import save_packed
-from ..hub.finetune import prepare_packed_student
+from ..hub.attach import prepare_packed_student
 from ..quant import QuantConfig, get_quant_config, huffman_size, is_quantized, model_size, quantize_
 
 logger = logging.getLogger(__name__)
@@ -162,7 +162,7 @@ def run_methods(
     train_dataset,
     base_args: DistillationArguments,
     evaluate: Callable[[nn.Module], dict[str, float]],
-    teacher_bits: int,
+    teacher_fp32_bits: int,
     is_main_process: bool = True,
     display_order: list[str] | None = None,
     save_dir: str | None = None,
@@ -227,7 +227,7 @@ def run_methods(
                     bits=size.code_bits_per_weight,  # learned rows: the mean after bit allocation
                     params=size.params,
                     size_mb=size.megabytes,
-                    compression=teacher_bits / size.bits,
+                    compression=teacher_fp32_bits / size.bits,
                     metrics=metrics,
                     train_seconds=seconds,
                     file_mb=file_mb,

@@ -1,4 +1,5 @@
-"""Continue training a packed hfqd student: restore its quantization and, if saved, its full-precision shadows."""
+"""Attach hfqd quantizers to a model loaded from a packed checkpoint (to train it again or save it again), with its
+saved full-precision shadows where there are some."""
 
 from __future__ import annotations
 
