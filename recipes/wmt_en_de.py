@@ -33,6 +33,7 @@ from hfqd.data import (
 )
 from hfqd.distill import DistillationArguments, check_same_tokenizer, make_marian, make_student_from_config, make_student_from_teacher
 from hfqd.eval.report import ResultRow, write_results
+from hfqd.export import QUANTIZATIONS, export_ctranslate2, supported_architectures
 from hfqd.hub.card import write_row_cards
 from hfqd.hub.push import PushError, push_folder
 from hfqd.runner.methods import order_methods, run_methods, save_model_files, train_model
@@ -125,6 +126,15 @@ class RecipeArguments:
     save_models: bool = field(
         default=True, metadata={"help": "Save the teacher and every student (packed when quantized) under output_dir."}
     )
+    export_ctranslate2: str | None = field(
+        default=None,
+        metadata={"help": "Also export every saved row to CTranslate2 with this weight type (e.g. int8), in "
+                          "<output_dir>/<row>/ctranslate2-<type>/; pushed with the row. Needs the deploy extra.",
+                  "choices": list(QUANTIZATIONS)},
+    )
+    hub_dry_run: bool = field(
+        default=False, metadata={"help": "With --push_to_hub: list what would be uploaded where, send nothing."}
+    )
 
 
 def load_data(data: DataArguments, seed: int) -> DatasetDict:
@@ -196,6 +206,11 @@ def main(model_args: ModelArguments, data_args: DataArguments, recipe: RecipeArg
     elif recipe.methods is None:
         recipe.methods = ["kd"] if args.bits is None else ["kd", f"pm{args.bits}", f"qd{args.bits}"]
     specs = order_methods(recipe.methods, args.alpha, has_teacher)  # bad method names fail before any work
+    if recipe.export_ctranslate2:
+        try:
+            supported_architectures()  # ctranslate2 missing: say so now, not after training
+        except ImportError as err:
+            raise SystemExit(str(err)) from None
     for name in (model_args.teacher, model_args.student):
         if name and name not in ("train", "none"):
             ensure_available(name, "model", OFFLINE_HINT)
@@ -274,6 +289,8 @@ def main(model_args: ModelArguments, data_args: DataArguments, recipe: RecipeArg
         markdown = write_results(os.path.join(args.output_dir, "results"), rows, ["bleu", "chrf"], header)
         print("\n" + markdown)
         if recipe.save_models:
+            if recipe.export_ctranslate2:
+                export_rows(rows, args.output_dir, recipe.export_ctranslate2)
             write_cards(rows, model_args, data_args, args, header["command"])
             if args.push_to_hub:
                 push_row(rows, recipe, args)
@@ -296,6 +313,16 @@ def write_cards(rows: list[ResultRow], model_args: ModelArguments, data_args: Da
     )
 
 
+def export_rows(rows: list[ResultRow], output_dir: str, quantization: str) -> None:
+    """A CTranslate2 export of every saved row, beside its weights (model cards then show how to use it)."""
+    for row in rows:
+        folder = os.path.join(output_dir, row.method)
+        if os.path.isfile(os.path.join(folder, "model.safetensors")):
+            out = export_ctranslate2(folder, os.path.join(folder, f"ctranslate2-{quantization}"), quantization,
+                                     force=True)
+            logger.info(f"{row.method}: exported to {out}")
+
+
 def push_row(rows: list[ResultRow], recipe: RecipeArguments, args: DistillationArguments) -> None:
     """Push the chosen row's saved folder (packed weights, tokenizer, card) to `--hub_model_id`."""
     quantized = [r.method for r in rows if r.method.startswith("qd")]
@@ -306,10 +333,10 @@ def push_row(rows: list[ResultRow], recipe: RecipeArguments, args: DistillationA
         raise SystemExit("--push_to_hub needs --hub_model_id NAME (e.g. me/opus-mt-en-de-4bit).")
     try:
         url = push_folder(os.path.join(args.output_dir, method), args.hub_model_id,
-                          private=args.hub_private_repo, token=args.hub_token)
+                          private=args.hub_private_repo, token=args.hub_token, dry_run=recipe.hub_dry_run)
     except PushError as err:
         raise SystemExit(str(err)) from err
-    print(f"Pushed {method} to {url}")
+    print(url if recipe.hub_dry_run else f"Pushed {method} to {url}")
 
 
 if __name__ == "__main__":

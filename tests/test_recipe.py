@@ -144,6 +144,7 @@ def test_demo_path_on_a_reduced_size(tmp_path, fake_hub):
         "--num_train_epochs", "1", "--teacher_d_model", "32", "--teacher_ffn_dim", "64", "--teacher_layers", "2",
         "--student_d_model", "16", "--student_ffn_dim", "32", "--methods", "student", "pm4", "qd4",
         "dq2", "--logging_steps", "5", "--eval_max_new_tokens", "24", "--push_to_hub", "--hub_model_id", "me/demo-4bit",
+        "--export_ctranslate2", "int8",
     ]
     rows = recipe.main(*_parse(recipe, argv))
     assert [r.method for r in rows] == ["teacher", "kd", "student", "pm4", "qd4", "dq2"]
@@ -170,6 +171,9 @@ def test_demo_path_on_a_reduced_size(tmp_path, fake_hub):
     assert {"model.safetensors", "config.json", "README.md", "tokenizer.json"} <= set(uploaded)
     assert uploaded["model.safetensors"] == (tmp_path / "qd4" / "model.safetensors").read_bytes()
     assert "hfqd_shadows.safetensors" not in uploaded
+    # The CTranslate2 export travels in the same commit, and the card shows how to use it without hfqd.
+    assert {"ctranslate2-int8/model.bin", "ctranslate2-int8/tokenizer.json"} <= set(uploaded)
+    assert "ctranslate2.Translator" in uploaded["README.md"].decode()
 
 
 @pytest.mark.slow

@@ -57,8 +57,9 @@ model = {auto_class}.from_pretrained("{repo_id}")
 tokenizer = AutoTokenizer.from_pretrained("{repo_id}")
 ```
 
-Without `import hfqd`, transformers does not know the `hfqd` quantization method and refuses to load the model.
-
+Import hfqd first: without it, transformers does not know the `hfqd` quantization method and cannot load the
+packed weights.
+{ctranslate2}
 *Written by hfqd {version}.*
 """
 
@@ -84,6 +85,7 @@ class CardInfo:
     parent_model: str | None = None
     shadows_saved: bool = False
     license: str | None = None
+    ctranslate2_folder: str | None = None  # e.g. "ctranslate2-int8", exported beside the packed weights
 
 
 _METHODS = {
@@ -100,6 +102,32 @@ def _hub_id(name: str) -> str | None:
     if os.path.exists(name) or name.startswith((".", "/", "~")):
         return None
     return name
+
+
+_CT2_TEMPLATE = """
+## Fast CPU translation with CTranslate2
+
+`{folder}/` holds the same model exported to [CTranslate2](https://github.com/OpenNMT/CTranslate2) ({kind}) with its
+tokenizer, for serving without hfqd or torch (`pip install ctranslate2 transformers`):
+
+```python
+import ctranslate2
+from huggingface_hub import snapshot_download
+from transformers import AutoTokenizer
+
+folder = snapshot_download("{repo_id}", allow_patterns="{folder}/*") + "/{folder}"
+translator = ctranslate2.Translator(folder)
+tokenizer = AutoTokenizer.from_pretrained(folder)
+tokens = tokenizer.convert_ids_to_tokens(tokenizer.encode("A man is riding a bike."))
+output = translator.translate_batch([tokens], beam_size=4)[0].hypotheses[0]
+print(tokenizer.decode(tokenizer.convert_tokens_to_ids(output), skip_special_tokens=True))
+```
+"""
+
+
+def _ctranslate2_section(info: "CardInfo") -> str:
+    kind = info.ctranslate2_folder.removeprefix("ctranslate2-")
+    return _CT2_TEMPLATE.format(folder=info.ctranslate2_folder, kind=kind, repo_id=info.repo_id)
 
 
 def bits_label(bits: float) -> str:
@@ -151,6 +179,7 @@ def make_model_card(info: CardInfo) -> ModelCard:
         auto_class=_AUTO.get(info.task, "AutoModel"),
         repo_id=info.repo_id,
         version=__version__,
+        ctranslate2=_ctranslate2_section(info) if info.ctranslate2_folder else "",
     )
     return ModelCard(content)
 
@@ -194,6 +223,9 @@ def write_row_cards(
             fp32_bytes=int(round(row.fp32_mb * 1e6)), command=command, task=task, metrics=metric_names,
             language=language or [], parent_model=parent_model,
             shadows_saved=os.path.isfile(os.path.join(folder, SHADOWS_NAME)),
+            ctranslate2_folder=next((name for name in sorted(os.listdir(folder))
+                                     if name.startswith("ctranslate2-") and os.path.isdir(os.path.join(folder, name))),
+                                    None),
         ))
         card.save(os.path.join(folder, "README.md"))
         written.append(folder)

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import logging
 
+import os
+
 from huggingface_hub import HfApi, get_token
+from huggingface_hub.hf_api import DEFAULT_IGNORE_PATTERNS
+from huggingface_hub.utils import filter_repo_objects
 from huggingface_hub.errors import HfHubHTTPError, LocalTokenNotFoundError, OfflineModeIsEnabled
 
 logger = logging.getLogger(__name__)
@@ -18,6 +22,14 @@ class PushError(RuntimeError):
     """Pushing failed; the local folder is kept and named in the message."""
 
 
+def planned_upload(folder: str) -> list[str]:
+    """The files `push_folder` would upload from ``folder`` (relative paths), with upload_folder's own filters."""
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"Nothing to push: {folder} is not a folder.")
+    paths = sorted(os.path.relpath(os.path.join(d, f), folder) for d, _, files in os.walk(folder) for f in files)
+    return list(filter_repo_objects(paths, ignore_patterns=DEFAULT_IGNORE_PATTERNS))
+
+
 def push_folder(
     folder: str,
     repo_id: str,
@@ -26,13 +38,20 @@ def push_folder(
     commit_message: str = "Upload hfqd packed model",
     api: HfApi | None = None,
     revision: str | None = None,
+    dry_run: bool = False,
 ) -> str:
     """Create ``repo_id`` if needed and upload ``folder`` in one commit; returns the commit URL.
+
+    With ``dry_run``, nothing is sent: the return value lists the repository and every file that would be uploaded.
 
     Raises:
         PushError: no token, Hub unreachable or refusing the upload. The message says what to do; ``folder`` is
             left as it is, so nothing trained is lost.
     """
+    if dry_run:
+        files = planned_upload(folder)
+        return f"dry run: would upload {len(files)} files from {folder} to {repo_id}:\n" + "\n".join(
+            f"  {name}" for name in files)
     api = api or HfApi(token=token)
     try:
         if not (token or api.token or get_token()):
