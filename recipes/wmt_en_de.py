@@ -26,6 +26,7 @@ from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, set_seed
 
 from hfqd.cli import parse_recipe_args
 from hfqd.data import (
+    load_parallel_dir,
     load_translation_dataset,
     synthetic_translation_dataset,
     tokenize_translation,
@@ -34,6 +35,7 @@ from hfqd.data import (
 from hfqd.distill import DistillationArguments, check_same_tokenizer, make_marian, make_student_from_config, make_student_from_teacher
 from hfqd.eval.report import ResultRow, write_results
 from hfqd.export import QUANTIZATIONS, export_ctranslate2, supported_architectures
+from hfqd.eval.translation import bleu_signature
 from hfqd.hub.card import write_row_cards
 from hfqd.hub.push import PushError, push_folder
 from hfqd.runner.methods import order_methods, run_methods, save_model_files, train_model
@@ -89,6 +91,11 @@ class DataArguments:
     train_split: str = field(default="train", metadata={"help": "Training split (file prefix with dataset_dir)."})
     validation_split: str = field(default="validation", metadata={"help": "Validation split (e.g. val)."})
     test_split: str = field(default="test", metadata={"help": "Test split (e.g. test2016)."})
+    test_dir: str | None = field(
+        default=None,
+        metadata={"help": "Read the test set from {test_dir}/{test_split}.{lang} plain-text files instead of the "
+                          "dataset, e.g. ../shared/data/wmt-newstest-ende with --test_split newstest2016-ende."},
+    )
     max_source_length: int = field(default=128, metadata={"help": "Longer sources are truncated (and counted)."})
     max_target_length: int = field(default=128, metadata={"help": "Longer targets are truncated (and counted)."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Use only this many training pairs."})
@@ -145,12 +152,18 @@ def load_data(data: DataArguments, seed: int) -> DatasetDict:
     split_map = {"train": data.train_split, "validation": data.validation_split, "test": data.test_split}
     if data.dataset_dir is None:
         ensure_available(data.dataset, "dataset", OFFLINE_HINT, repo_type="dataset")
+    if data.test_dir:
+        split_map.pop("test")
     try:
-        return load_translation_dataset(
+        raw = load_translation_dataset(
             data.dataset, data.dataset_config, data.dataset_dir, data.source_lang, data.target_lang, split_map
         )
     except ConnectionError as err:
         raise SystemExit(f"{err} {OFFLINE_HINT}") from None
+    if data.test_dir:
+        raw["test"] = load_parallel_dir(data.test_dir, data.source_lang, data.target_lang,
+                                        {"test": data.test_split})["test"]
+    return raw
 
 
 def load_teacher(model_args: ModelArguments, data_args: DataArguments, raw: DatasetDict, seed: int):
@@ -282,7 +295,7 @@ def main(model_args: ModelArguments, data_args: DataArguments, recipe: RecipeArg
         header = run_header(
             command_line("recipes/wmt_en_de.py"), commit, **{
             "test set": f"{data_args.test_split} ({len(test_refs)} sentences), beams={recipe.eval_num_beams}",
-            "metrics": "sacreBLEU (13a, cased, detokenized) and chrF",
+            "metrics": f"sacreBLEU ({bleu_signature()}) and chrF",
             "compression": "vs the teacher in fp32" if has_teacher else "vs the student's architecture in fp32",
             "truncated": truncated or "none",
         })

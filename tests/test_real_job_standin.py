@@ -31,6 +31,10 @@ def _wmt16_like(folder):
 def test_default_job_runs_offline_on_opus_mt_and_wmt16_stand_ins(tmp_path, capsys):
     opus_mt_teacher(tmp_path / "opus-mt-en-de", layers=2)
     _wmt16_like(tmp_path / "wmt16")
+    news = synthetic_pairs(12, seed=9)  # scored like ../shared/data/wmt-newstest-ende (plain-text files)
+    (tmp_path / "newstest").mkdir()
+    (tmp_path / "newstest" / "newstest2016-ende.en").write_text("".join(en + "\n" for en, _ in news))
+    (tmp_path / "newstest" / "newstest2016-ende.de").write_text("".join(de + "\n" for _, de in news))
     deploy = importlib.util.find_spec("ctranslate2") is not None
     argv = [
         "--teacher", str(tmp_path / "opus-mt-en-de"), "--dataset", str(tmp_path / "wmt16"),
@@ -39,7 +43,8 @@ def test_default_job_runs_offline_on_opus_mt_and_wmt16_stand_ins(tmp_path, capsy
         "--sequence_cache_dir", str(tmp_path / "seqkd"), "--teacher_cache_dir", str(tmp_path / "teacher_cache"),
         "--max_steps", "3", "--per_device_train_batch_size", "8", "--eval_max_new_tokens", "12", "--report_to",
         "none", "--output_dir", str(tmp_path / "run"), "--push_to_hub", "--hub_model_id", "me/opus-mt-en-de-4bit",
-        "--hub_dry_run", *(["--export_ctranslate2", "int8"] if deploy else []),
+        "--hub_dry_run", "--test_dir", str(tmp_path / "newstest"), "--test_split", "newstest2016-ende",
+        *(["--export_ctranslate2", "int8"] if deploy else []),
     ]
     rows = _recipe().main(*_parse(_recipe(), argv))
     assert [r.method for r in rows] == ["teacher", "kd", "pm4", "qd4"]
@@ -47,6 +52,7 @@ def test_default_job_runs_offline_on_opus_mt_and_wmt16_stand_ins(tmp_path, capsy
     assert student.config.quantization_config.bits == 4 and student.config.encoder_layers == 1
     assert student.config.pad_token_id == student.config.vocab_size - 1  # OPUS-MT's vocabulary layout kept
     out = capsys.readouterr().out
+    assert "newstest2016-ende (12 sentences)" in out and "nrefs:1|case:mixed" in out  # the sacreBLEU signature
     assert "dry run: would upload" in out and "me/opus-mt-en-de-4bit" in out and "model.safetensors" in out
     assert "hfqd_shadows" not in out
     if deploy:

@@ -23,6 +23,13 @@ def corpus_scores(hypotheses: list[str], references: list[str]) -> dict[str, flo
     }
 
 
+def bleu_signature() -> str:
+    """sacreBLEU's signature of the BLEU that :func:`corpus_scores` computes (for results headers)."""
+    bleu = sacrebleu.metrics.BLEU()
+    bleu.corpus_score(["a"], [["a"]])  # the signature records the reference count once a score was computed
+    return str(bleu.get_signature())
+
+
 def moses_tokenize(texts: list[str], lang: str) -> list[str]:
     """Lowercase, normalise punctuation and Moses-tokenize, as the official Multi30k `tok/` files were made
     (lowercase.perl, normalize-punctuation.perl, tokenizer.perl with its default escaping; needs `sacremoses`)."""

@@ -1,0 +1,118 @@
+"""How exact is the CTranslate2 export? Token-for-token agreement in float32, BLEU after int8, on Multi30k.
+
+    python scripts/benchmark_ct2_export.py [--models PATH ...]
+
+For the shared Multi30k teacher, its 4-bit packed post-training quantization (made here, a packed hfqd model of the
+teacher's shape), and any packed students given with --models: export with hfqd.export_ctranslate2, then
+- float32: the share of test2016 sentences whose greedy translation is the same token sequence in CTranslate2 and in
+  transformers `generate` (target: at least 99%);
+- int8: BLEU (beam 4) on test2016 and test2017 in both engines (target: within 0.3).
+Writes benchmarks/results/ct2_export.{md,json} with the command, commit, machine and date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+
+import ctranslate2
+import torch
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+from hfqd import QuantConfig, export_ctranslate2, quantize_, save_packed
+from hfqd.data import load_parallel_dir
+from hfqd.eval.translation import corpus_scores, translate, translate_ctranslate2
+from hfqd.utils import atomic_write_text, command_line, git_commit, run_header
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.path.join(ROOT, "..", "shared")
+MAX_NEW_TOKENS = 128
+
+
+@torch.no_grad()
+def greedy_ids_transformers(model, tokenizer, sources, batch_size=32) -> list[list[int]]:
+    eos = tokenizer.eos_token_id
+    out = []
+    for start in range(0, len(sources), batch_size):
+        enc = tokenizer(sources[start:start + batch_size], return_tensors="pt", padding=True, truncation=True,
+                        max_length=MAX_NEW_TOKENS)
+        generated = model.generate(**enc, num_beams=1, do_sample=False, max_new_tokens=MAX_NEW_TOKENS)
+        for row in generated[:, 1:].tolist():
+            out.append(row[: row.index(eos)] if eos in row else row)
+    return out
+
+
+def greedy_ids_ctranslate2(translator, tokenizer, sources, batch_size=32) -> list[list[int]]:
+    out = []
+    for start in range(0, len(sources), batch_size):
+        ids = tokenizer(sources[start:start + batch_size], truncation=True, max_length=MAX_NEW_TOKENS)["input_ids"]
+        results = translator.translate_batch([tokenizer.convert_ids_to_tokens(x) for x in ids], beam_size=1,
+                                             max_decoding_length=MAX_NEW_TOKENS - 1)
+        out += [tokenizer.convert_tokens_to_ids(r.hypotheses[0]) for r in results]
+    return out
+
+
+def measure(name: str, folder: str, data, splits: list[str], workdir: str) -> dict:
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForSeq2SeqLM.from_pretrained(folder).eval()
+    row = {"model": name, "source": folder}
+    first = splits[0]
+    sources = [ex["en"] for ex in data[first]["translation"]]
+    fp32 = export_ctranslate2(folder, os.path.join(workdir, "float32"), "float32", force=True)
+    ours = greedy_ids_transformers(model, tokenizer, sources)
+    theirs = greedy_ids_ctranslate2(ctranslate2.Translator(fp32, intra_threads=1), tokenizer, sources)
+    row["float32_same_greedy_tokens"] = sum(a == b for a, b in zip(ours, theirs)) / len(sources)
+    int8 = ctranslate2.Translator(export_ctranslate2(folder, os.path.join(workdir, "int8"), "int8", force=True),
+                                  intra_threads=1)
+    for split in splits:
+        src = [ex["en"] for ex in data[split]["translation"]]
+        refs = [ex["de"] for ex in data[split]["translation"]]
+        hf = translate(model, tokenizer, src, 32, 4, MAX_NEW_TOKENS, MAX_NEW_TOKENS)
+        ct2 = translate_ctranslate2(int8, tokenizer, src, 32, 4, MAX_NEW_TOKENS, MAX_NEW_TOKENS)
+        row[f"bleu_{split}_beam4_transformers"] = corpus_scores(hf, refs)["bleu"]
+        row[f"bleu_{split}_beam4_ct2_int8"] = corpus_scores(ct2, refs)["bleu"]
+        row[f"int8_minus_transformers_{split}"] = row[f"bleu_{split}_beam4_ct2_int8"] - row[
+            f"bleu_{split}_beam4_transformers"]
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--teacher", default=os.path.join(SHARED, "models", "multi30k-en-de-marian-7.7m"))
+    parser.add_argument("--dataset_dir", default=os.path.join(SHARED, "data", "multi30k"))
+    parser.add_argument("--models", nargs="*", default=[], help="further model folders (e.g. packed qd4 students)")
+    parser.add_argument("--splits", nargs="+", default=["test2016", "test2017"])
+    parser.add_argument("--output", default=os.path.join(ROOT, "benchmarks", "results", "ct2_export"))
+    opts = parser.parse_args()
+    torch.set_num_threads(1)  # both engines at one thread, as the speed benchmarks
+    data = load_parallel_dir(opts.dataset_dir, "en", "de", {s: s for s in opts.splits})
+    rows = []
+    with tempfile.TemporaryDirectory() as workdir:
+        teacher = AutoModelForSeq2SeqLM.from_pretrained(opts.teacher)
+        pm4 = os.path.join(workdir, "teacher-pm4")
+        save_packed(quantize_(teacher, QuantConfig(bits=4, bucket_size=256)), pm4,
+                    tokenizer=AutoTokenizer.from_pretrained(opts.teacher))
+        models = [("teacher", opts.teacher), ("teacher 4-bit packed (pm4)", pm4)]
+        models += [(os.path.basename(os.path.normpath(m)), m) for m in opts.models]
+        for index, (name, folder) in enumerate(models):
+            rows.append(measure(name, folder, data, opts.splits, os.path.join(workdir, f"export-{index}")))
+            print(json.dumps(rows[-1]))
+    header = run_header(command_line("scripts/benchmark_ct2_export.py"), git_commit(ROOT),
+                        engines=f"transformers generate and ctranslate2 {ctranslate2.__version__}, 1 thread each",
+                        targets="float32: >= 99% of test sentences decode to the same greedy tokens; int8: beam-4 "
+                                "BLEU within 0.3 of transformers")
+    lines = [f"- {k}: {v}" for k, v in header.items()] + ["", "| model | float32: same greedy tokens | " + " | ".join(
+        f"{s} BLEU transformers / CT2 int8 (diff)" for s in opts.splits) + " |", "|---|---|" + "---|" * len(opts.splits)]
+    for r in rows:
+        cells = [f"{r[f'bleu_{s}_beam4_transformers']:.2f} / {r[f'bleu_{s}_beam4_ct2_int8']:.2f} "
+                 f"({r[f'int8_minus_transformers_{s}']:+.2f})" for s in opts.splits]
+        lines.append(f"| {r['model']} | {100 * r['float32_same_greedy_tokens']:.1f}% | " + " | ".join(cells) + " |")
+    atomic_write_text(f"{opts.output}.md", "\n".join(lines) + "\n")
+    atomic_write_text(f"{opts.output}.json", json.dumps({**header, "rows": rows}, indent=2))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
