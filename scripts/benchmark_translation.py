@@ -310,7 +310,9 @@ def run_frontier(bench: BenchmarkArguments, frontier: FrontierArguments, args: D
                     f"best epoch kept; qd/qat/dq rows start from their shape's kd, at most {frontier.quant_epochs:g} "
                     "epochs, same selection; pm rows quantize kd",
         "speed": f"greedy, batch 32, {frontier.timed_sentences} test sentences, {frontier.threads} thread(s) for both "
-                 f"engines, each row timed interleaved with the teacher ({frontier.speed_repeats} rounds, medians)",
+                 f"engines, sentences per CPU-second of the process (other load does not count), each row timed "
+                 f"interleaved with the teacher ({frontier.speed_repeats} rounds, medians); wall-clock ratios in "
+                 "the JSON",
         "note": "each row was measured when it finished (its own commit, machine and date are in its file)",
     })
     prefix = os.path.join(runner.results_dir, "frontier")

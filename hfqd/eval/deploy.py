@@ -2,8 +2,9 @@
 
 A busy machine slows whatever runs while it is busy. Timing a teacher once and a student later lets load on the
 machine fake a speed-up (a rerun under load once timed the teacher at 7.9 sentences/s and called a student "37x
-faster"). Here the candidates are timed in turn, A, B, A, B, ..., and each one's median is kept, so a slow phase
-hits both.
+faster"). Here the candidates are timed in turn, A, B, A, B, ..., each one's median is kept, and the clock is this
+process's CPU time: with one compute thread per engine, other processes' load does not count against a candidate
+(wall-clock time, which it does, is kept beside it).
 """
 
 from __future__ import annotations
@@ -17,18 +18,22 @@ import time
 from typing import Callable
 
 
-def interleaved_rates(runs: dict[str, Callable[[], int]], repeats: int = 3) -> dict[str, float]:
-    """Items per second of each callable (which returns how many items it processed), timed in turn, ``repeats``
-    rounds, median per callable. Each callable runs once untimed first (warm-up)."""
+def interleaved_rates(runs: dict[str, Callable[[], int]], repeats: int = 3) -> dict[str, dict[str, float]]:
+    """Items per CPU-second and per wall-clock second of each callable (which returns how many items it
+    processed), timed in turn for ``repeats`` rounds, median per callable. Each runs once untimed first (warm-up).
+
+    Returns ``{name: {"cpu": items per CPU-second, "wall": items per second}}``.
+    """
     for run in runs.values():
         run()
-    rates: dict[str, list[float]] = {name: [] for name in runs}
+    rates: dict[str, dict[str, list[float]]] = {name: {"cpu": [], "wall": []} for name in runs}
     for _ in range(repeats):
         for name, run in runs.items():
-            start = time.perf_counter()
+            cpu, wall = time.process_time(), time.perf_counter()
             items = run()
-            rates[name].append(items / (time.perf_counter() - start))
-    return {name: statistics.median(values) for name, values in rates.items()}
+            rates[name]["cpu"].append(items / max(time.process_time() - cpu, 1e-9))
+            rates[name]["wall"].append(items / (time.perf_counter() - wall))
+    return {name: {k: statistics.median(v) for k, v in clocks.items()} for name, clocks in rates.items()}
 
 
 # Runs in a fresh process with only what serving needs (ctranslate2 and the tokenizer library; no torch, no
