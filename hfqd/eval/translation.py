@@ -9,6 +9,7 @@ import numpy as np
 import sacrebleu
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 
 def corpus_scores(hypotheses: list[str], references: list[str]) -> dict[str, float]:
@@ -68,7 +69,9 @@ def translate(
     device = next(model.parameters()).device
     order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
     out: list[str] = [""] * len(sources)
-    for start in range(0, len(order), batch_size):
+    batches = range(0, len(order), batch_size)
+    for start in tqdm(batches, desc=f"translating (beam {num_beams})", unit="batch", leave=False,
+                      disable=len(batches) < 4):
         idx = order[start : start + batch_size]
         enc = tokenizer(
             [sources[i] for i in idx], return_tensors="pt", padding=True, truncation=True, max_length=max_source_length

@@ -179,8 +179,8 @@ def run_methods(
         raise ValueError(f"`dq_teacher` must be 'self' or 'teacher', got {dq_teacher!r}.")
     rows: list[ResultRow] = []
     trained: dict[str, nn.Module] = {}
-    for spec in specs:
-        logger.info(f"=== {spec.name}: {spec.description} ===")
+    for index, spec in enumerate(specs, start=1):
+        logger.info(f"=== row {index} of {len(specs)}: {spec.name} ({spec.description}) ===")
         seconds = None
         if spec.evaluate_only:
             model = make_student()
@@ -235,7 +235,9 @@ def run_methods(
                     fp32_mb=size.fp32_bits / 8 / 1e6,
                 )
             )
-            logger.info(f"{spec.name}: {metrics}")
+            scores = ", ".join(f"{k} {v:.2f}" for k, v in metrics.items() if isinstance(v, float))
+            took = "" if seconds is None else f", trained in {seconds:.0f} s"
+            print(f"[{index}/{len(specs)}] {spec.name}: {scores}; {size.megabytes:.3f} MB{took}", flush=True)
     # Report in the order the methods were given; a `kd` row only implied by a `pm` row comes first.
     rank = {name: i for i, name in enumerate(display_order or [s.name for s in specs])}
     return sorted(rows, key=lambda r: rank.get(r.method, -1))
