@@ -25,21 +25,22 @@ from datasets import DatasetDict
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, set_seed
 
 from hfqd.cli import parse_recipe_args
-from hfqd.data import (
-    load_parallel_dir,
-    load_translation_dataset,
-    synthetic_translation_dataset,
-    tokenize_translation,
-    train_bpe_tokenizer,
+from hfqd.data import tokenize_translation, train_bpe_tokenizer
+from hfqd.distill import (
+    DistillationArguments,
+    check_same_tokenizer,
+    make_marian,
+    make_student_from_config,
+    make_student_from_teacher,
 )
-from hfqd.distill import DistillationArguments, check_same_tokenizer, make_marian, make_student_from_config, make_student_from_teacher
 from hfqd.eval.report import ResultRow, write_results
 from hfqd.export import QUANTIZATIONS, export_ctranslate2, supported_architectures
 from hfqd.eval.translation import bleu_signature
 from hfqd.hub.card import write_row_cards
 from hfqd.hub.push import PushError, push_folder
 from hfqd.runner.methods import order_methods, run_methods, save_model_files, train_model
-from hfqd.runner.translation import evaluate_translation
+from hfqd.runner.translation import TranslationDataArguments as DataArguments
+from hfqd.runner.translation import evaluate_translation, load_translation_data
 from hfqd.quant import model_size
 from hfqd.utils import command_line, ensure_available, git_commit, run_header
 
@@ -75,37 +76,6 @@ class ModelArguments:
     teacher_epochs: float = field(default=10.0, metadata={"help": "Epochs of a teacher trained here."})
     teacher_learning_rate: float = field(default=2e-3, metadata={"help": "Learning rate of a teacher trained here."})
     tokenizer_vocab_size: int = field(default=8000, metadata={"help": "BPE size when the tokenizer is trained here."})
-
-
-@dataclass
-class DataArguments:
-    dataset: str | None = field(default="wmt16", metadata={"help": "Hub dataset with a `translation` column."})
-    dataset_config: str | None = field(default="de-en", metadata={"help": "Hub dataset config."})
-    dataset_dir: str | None = field(default=None, metadata={"help": "Folder of {split}.{lang} plain-text files."})
-    synthetic_pairs: int | None = field(
-        default=None, metadata={"help": "Generate this many synthetic training pairs instead (offline demo)."}
-    )
-    synthetic_domain: str = field(default="general", metadata={"help": "Synthetic lexicon: general or kitchen."})
-    source_lang: str = field(default="en", metadata={"help": "Source language code / file suffix."})
-    target_lang: str = field(default="de", metadata={"help": "Target language code / file suffix."})
-    train_split: str = field(default="train", metadata={"help": "Training split (file prefix with dataset_dir)."})
-    validation_split: str = field(default="validation", metadata={"help": "Validation split (e.g. val)."})
-    test_split: str = field(default="test", metadata={"help": "Test split (e.g. test2016)."})
-    test_dir: str | None = field(
-        default=None,
-        metadata={"help": "Read the test set from {test_dir}/{test_split}.{lang} plain-text files instead of the "
-                          "dataset, e.g. ../shared/data/wmt-newstest-ende with --test_split newstest2016-ende."},
-    )
-    max_source_length: int = field(default=128, metadata={"help": "Longer sources are truncated (and counted)."})
-    max_target_length: int = field(default=128, metadata={"help": "Longer targets are truncated (and counted)."})
-    max_train_samples: int | None = field(default=None, metadata={"help": "Use only this many training pairs."})
-    max_eval_samples: int | None = field(default=None, metadata={"help": "Score only this many test pairs."})
-
-    def __post_init__(self):
-        for name in ("max_train_samples", "max_eval_samples", "max_source_length", "max_target_length"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValueError(f"--{name} must be a positive number, got {value}; leave it out to use everything.")
 
 
 @dataclass
@@ -145,25 +115,7 @@ class RecipeArguments:
 
 
 def load_data(data: DataArguments, seed: int) -> DatasetDict:
-    if data.synthetic_pairs:
-        return synthetic_translation_dataset(
-            data.synthetic_pairs, seed, data.source_lang, data.target_lang, domain=data.synthetic_domain
-        )
-    split_map = {"train": data.train_split, "validation": data.validation_split, "test": data.test_split}
-    if data.dataset_dir is None:
-        ensure_available(data.dataset, "dataset", OFFLINE_HINT, repo_type="dataset")
-    if data.test_dir:
-        split_map.pop("test")
-    try:
-        raw = load_translation_dataset(
-            data.dataset, data.dataset_config, data.dataset_dir, data.source_lang, data.target_lang, split_map
-        )
-    except ConnectionError as err:
-        raise SystemExit(f"{err} {OFFLINE_HINT}") from None
-    if data.test_dir:
-        raw["test"] = load_parallel_dir(data.test_dir, data.source_lang, data.target_lang,
-                                        {"test": data.test_split})["test"]
-    return raw
+    return load_translation_data(data, seed, OFFLINE_HINT)
 
 
 def load_teacher(model_args: ModelArguments, data_args: DataArguments, raw: DatasetDict, seed: int):

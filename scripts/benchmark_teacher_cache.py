@@ -44,8 +44,9 @@ def student(teacher):
 
 
 def step_times(teacher, tokenizer, train, base: DistillationArguments, cache_dir: str, k: int, steps: int,
-               rounds: int) -> dict[str, float]:
-    """Median seconds per optimizer step of each mode, the modes taking turns."""
+               rounds: int) -> tuple[dict[str, float], dict]:
+    """Median seconds per optimizer step of each mode, the modes taking turns; and the cache's build time and
+    size."""
     modes = {
         "labels only": dict(alpha=0.0, distillation_mode="none"),
         "live teacher": dict(teacher_cache_dir=None),
@@ -59,7 +60,9 @@ def step_times(teacher, tokenizer, train, base: DistillationArguments, cache_dir
             model=copy.deepcopy(model), teacher_model=teacher if args.uses_teacher else None, args=args,
             train_dataset=train, data_collator=DataCollatorForSeq2Seq(tokenizer, model=model),
             processing_class=tokenizer)
-    trainers["cached teacher"]()  # builds the cache outside the timing
+    start = time.perf_counter()
+    trainers["cached teacher"]()  # builds the cache, outside the step timing
+    build = {"k": k, "seconds": time.perf_counter() - start, "mb": folder_bytes(cache_dir) / 1e6}
     times: dict[str, list[float]] = {name: [] for name in modes}
     for _ in range(rounds):
         for name, make in trainers.items():
@@ -67,7 +70,7 @@ def step_times(teacher, tokenizer, train, base: DistillationArguments, cache_dir
             start = time.process_time()
             trainer.train()
             times[name].append((time.process_time() - start) / steps)
-    return {name: statistics.median(values) for name, values in times.items()}
+    return {name: statistics.median(values) for name, values in times.items()}, build
 
 
 def main() -> None:
@@ -82,6 +85,8 @@ def main() -> None:
     parser.add_argument("--timing_rounds", type=int, default=3)
     parser.add_argument("--test_sentences", type=int, default=1000)
     parser.add_argument("--output", default=os.path.join(ROOT, "benchmarks", "results", "teacher_cache"))
+    parser.add_argument("--parts", nargs="+", default=["timing", "builds", "bleu"],
+                        help="what to measure (timing includes the build at --default_k)")
     opts = parser.parse_args()
     commit = git_commit(ROOT)
     teacher = AutoModelForSeq2SeqLM.from_pretrained(opts.teacher).eval()
@@ -95,20 +100,27 @@ def main() -> None:
         output_dir=os.path.join(work, "run"), per_device_train_batch_size=64, learning_rate=1e-3,
         lr_scheduler_type="constant", adam_beta2=0.98, max_grad_norm=1.0, report_to="none", save_strategy="no",
         disable_tqdm=True, bucket_size=256, alpha=0.7, temperature=1.0, seed=0, logging_steps=100)
-    result: dict = {"k_default": opts.default_k}
+    result: dict = {"k_default": opts.default_k, "step_seconds": {}, "step_ratio_vs_labels": {}, "builds": [],
+                    "bleu": []}
     try:
-        result["step_seconds"] = step_times(teacher, tokenizer, train, base, os.path.join(work, "cache"),
-                                            opts.default_k, opts.timing_steps, opts.timing_rounds)
-        labels = result["step_seconds"]["labels only"]
-        result["step_ratio_vs_labels"] = {k: v / labels for k, v in result["step_seconds"].items()}
+        if "timing" in opts.parts:
+            result["step_seconds"], build = step_times(teacher, tokenizer, train, base,
+                                                       os.path.join(work, f"cache-k{opts.default_k}"),
+                                                       opts.default_k, opts.timing_steps, opts.timing_rounds)
+            result["builds"].append(build)
+            labels = result["step_seconds"]["labels only"]
+            result["step_ratio_vs_labels"] = {k: v / labels for k, v in result["step_seconds"].items()}
         from hfqd.distill.teacher_cache import build_teacher_cache
 
-        result["builds"] = []
-        for k in opts.ks:
+        for k in opts.ks if "builds" in opts.parts or "bleu" in opts.parts else []:
+            if any(b["k"] == k for b in result["builds"]):
+                continue
             folder = os.path.join(work, f"cache-k{k}")
             start = time.perf_counter()
             build_teacher_cache(teacher, train, DataCollatorForSeq2Seq(tokenizer, model=teacher), folder, k, 1.0)
             result["builds"].append({"k": k, "seconds": time.perf_counter() - start, "mb": folder_bytes(folder) / 1e6})
+        if "bleu" not in opts.parts:
+            raise StopIteration
         warm_args = dataclasses.replace(base, max_steps=opts.warm_start_steps, bits=None, alpha=0.0,
                                         distillation_mode="none", learning_rate=2e-3, warmup_steps=300,
                                         lr_scheduler_type="inverse_sqrt")
@@ -126,6 +138,8 @@ def main() -> None:
                 result["bleu"].append({"row": f"qd{bits}", "teacher": "live" if k is None else f"cache k={k}",
                                        "bleu_test2016_beam4": bleu, "train_seconds": seconds})
                 print(json.dumps(result["bleu"][-1]), flush=True)
+    except StopIteration:
+        pass
     finally:
         shutil.rmtree(work, ignore_errors=True)
     header = run_header(command_line("scripts/benchmark_teacher_cache.py"), commit, **{
@@ -136,7 +150,7 @@ def main() -> None:
                  f"BLEU on the first {opts.test_sentences} test2016 sentences, beam 4",
     })
     lines = [f"- {k}: {v}" for k, v in header.items()]
-    lines += ["", "| step | seconds per step | vs labels only |", "|---|---|---|"]
+    lines += ["", "| training step | CPU-seconds per step | vs labels only |", "|---|---|---|"]
     lines += [f"| {name} | {sec:.3f} | {result['step_ratio_vs_labels'][name]:.2f} |"
               for name, sec in result["step_seconds"].items()]
     lines += ["", "| k | build (s) | size (MB) |", "|---|---|---|"]

@@ -7,7 +7,7 @@
 Teacher: `--teacher PATH` (default: ../shared/models/multi30k-en-de-marian-7.7m; `scripts/train_teacher.py` makes
 one). Student: a fresh Marian of `--student_d_model` width with the teacher's vocabulary, at least 4x fewer
 parameters than the teacher. hfqd rows are those of the recipes (student, kd, seqkd, pm<b>, qat<b>, qd<b>, dq<b>);
-peer rows come from `scripts/peers.py` (torchao and optimum-quanto QAT, with and without hfqd's loss).
+peer rows come from `hfqd.bench.peers` (torchao and optimum-quanto QAT, with and without hfqd's loss).
 
 Every model is scored with sacreBLEU (13a, cased, detokenized) and chrF on each `--test_splits` split, greedy and
 with `--eval_beams`; quantized hfqd rows are scored after a round trip through their packed file and
@@ -32,19 +32,17 @@ import sacrebleu
 import torch
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, set_seed
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import peers  # noqa: E402
-from hfqd.bench.frontier import Frontier, FrontierArguments, write_frontier_report  # noqa: E402
-from hfqd.cli import parse_recipe_args  # noqa: E402
-from hfqd.data import load_parallel_dir, tokenize_translation  # noqa: E402
-from hfqd.distill import DistillationArguments, make_student_from_config  # noqa: E402
-from hfqd.eval.report import ResultRow, markdown_table  # noqa: E402
-from hfqd.eval.translation import corpus_scores, decode_speed, tokenized_bleu, translate  # noqa: E402
-from hfqd.hub import save_packed  # noqa: E402
-from hfqd.runner.methods import order_methods, run_methods, train_model  # noqa: E402
-from hfqd.quant import is_quantized, model_size  # noqa: E402
-from hfqd.utils import atomic_write_text, command_line, git_commit, run_header  # noqa: E402
+from hfqd.bench import peers
+from hfqd.bench.frontier import Frontier, FrontierArguments, write_frontier_report
+from hfqd.cli import parse_recipe_args
+from hfqd.data import load_parallel_dir, tokenize_translation
+from hfqd.distill import DistillationArguments, make_student_from_config
+from hfqd.eval.report import ResultRow, markdown_table
+from hfqd.eval.translation import corpus_scores, decode_speed, tokenized_bleu, translate
+from hfqd.hub import save_packed
+from hfqd.runner.methods import order_methods, run_methods, train_model
+from hfqd.quant import is_quantized, model_size
+from hfqd.utils import atomic_write_text, command_line, git_commit, run_header
 
 logger = logging.getLogger("hfqd.benchmark_translation")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -89,7 +87,7 @@ class BenchmarkArguments:
     peers: list[str] = field(
         default_factory=lambda: ["torchao-qat4", "torchao-qat2", "quanto-qat4", "quanto-qat2", "quanto-qd4",
                                  "quanto-qd2", "diffq-qd"],
-        metadata={"help": "Peer rows (see scripts/peers.py); `--peers none` skips them."},
+        metadata={"help": "Peer rows (see hfqd.bench.peers); `--peers none` skips them."},
     )
     diffq_penalty: float = field(default=1.0, metadata={"help": "diffq rows: weight of the model-size penalty "
                                                                 "(per MiB) in the loss."})

@@ -15,20 +15,17 @@ import dataclasses
 import json
 import logging
 import os
-import sys
 from dataclasses import dataclass, field
 
 from transformers import AutoTokenizer, set_seed
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "recipes"))
-
-from hfqd.cli import parse_recipe_args  # noqa: E402
-from hfqd.data import tokenize_translation, train_bpe_tokenizer  # noqa: E402
-from hfqd.distill import DistillationArguments, make_marian  # noqa: E402
-from hfqd.runner.methods import train_model  # noqa: E402
-from hfqd.runner.translation import evaluate_translation  # noqa: E402
-from hfqd.utils import atomic_directory  # noqa: E402
-from wmt_en_de import DataArguments, load_data  # noqa: E402
+from hfqd.cli import parse_recipe_args
+from hfqd.data import tokenize_translation, train_bpe_tokenizer
+from hfqd.distill import DistillationArguments, make_marian
+from hfqd.runner.methods import train_model
+from hfqd.runner.translation import TranslationDataArguments as DataArguments
+from hfqd.runner.translation import evaluate_translation, load_translation_data
+from hfqd.utils import atomic_directory
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "recipes", "configs", "wmt_en_de")
 
@@ -48,7 +45,7 @@ class TeacherArguments:
 def main(teacher_args: TeacherArguments, data_args: DataArguments, args: DistillationArguments) -> dict:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     set_seed(args.seed)
-    raw = load_data(data_args, args.seed)
+    raw = load_translation_data(data_args, args.seed)
     if data_args.max_train_samples:
         raw["train"] = raw["train"].select(range(min(data_args.max_train_samples, len(raw["train"]))))
     if teacher_args.tokenizer:

@@ -14,7 +14,6 @@ ROOT = Path(__file__).parents[1]
 
 
 def _script():
-    sys.path.insert(0, str(ROOT / "scripts"))
     spec = importlib.util.spec_from_file_location("benchmark_translation", ROOT / "scripts" / "benchmark_translation.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module

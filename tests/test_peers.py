@@ -1,8 +1,6 @@
-"""Peer QAT libraries of the translation benchmark (scripts/peers.py): parsing, size accounting, training hooks."""
+"""Peer QAT libraries of the translation benchmark (hfqd.bench.peers): parsing, size accounting, training hooks."""
 
 import copy
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -11,8 +9,7 @@ from hfqd.quant import QuantConfig, model_size, quantize_
 
 from .conftest import tiny_marian
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
-import peers  # noqa: E402
+from hfqd.bench import peers
 
 IDS = torch.tensor([[5, 17, 42, 9, 1]])
 

@@ -32,7 +32,7 @@ from ..distill import DistillationArguments, QuantizedDistillationTrainer
 from ..eval.report import ResultRow
 from ..hub import save_packed
 from ..hub.attach import prepare_packed_student
-from ..quant import QuantConfig, get_quant_config, huffman_size, is_quantized, model_size, quantize_
+from ..quant import QuantConfig, huffman_size, is_quantized, model_size, quantize_
 
 logger = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from hfqd.distill import QuantizedDistillationTrainer
-from hfqd.quant.size import BUCKET_BITS, FP_BITS, SizeReport, saved_buffer_bits, unsaved_keys
+from ..distill import QuantizedDistillationTrainer
+from ..quant.size import BUCKET_BITS, FP_BITS, SizeReport, saved_buffer_bits, unsaved_keys
 
 _PEER = re.compile(r"^(?:(?P<library>torchao|quanto)-(?P<method>qat|qd)(?P<bits>[24])|diffq-(?P<diffq>qat|qd))$")
 LIBRARIES = {"torchao": "torchao", "quanto": "optimum-quanto"}
