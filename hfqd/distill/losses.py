@@ -65,9 +65,11 @@ def distillation_loss(
         n = n.to(s.device).clamp(min=1)
     else:
         n = max(int(n), 1)
-    ce = F.cross_entropy(s, y, ignore_index=ignore_index, reduction="sum") / n
+    log_q = F.log_softmax(s, dim=-1)  # one full-vocabulary pass, shared by CE and (at T = 1) the KD term
+    ce = F.nll_loss(log_q, y, ignore_index=ignore_index, reduction="sum") / n
     if alpha > 0 and teacher_topk is not None:
-        kd = _topk_kl(s[mask], *(t.reshape(-1, *t.shape[labels.dim():])[mask] for t in teacher_topk), temperature)
+        log_q_t = log_q[mask] if temperature == 1 else F.log_softmax(s[mask] / temperature, dim=-1)
+        kd = _topk_kl(log_q_t, *(t.reshape(-1, *t.shape[labels.dim():])[mask] for t in teacher_topk))
         kd = kd * temperature**2 / n
     elif alpha > 0:
         if teacher_logits is None:
@@ -78,7 +80,7 @@ def distillation_loss(
                 "token-level distillation needs the same vocabulary. Build the student with the teacher's tokenizer."
             )
         t = teacher_logits.reshape(-1, vocab).float()[mask]
-        log_p_student = F.log_softmax(s[mask] / temperature, dim=-1)
+        log_p_student = log_q[mask] if temperature == 1 else F.log_softmax(s[mask] / temperature, dim=-1)
         log_p_teacher = F.log_softmax(t / temperature, dim=-1)
         kl = (log_p_teacher.exp() * (log_p_teacher - log_p_student)).sum()
         kd = kl * temperature**2 / n
@@ -88,20 +90,26 @@ def distillation_loss(
     return DistillationLossOutput(loss=loss, kd=kd.detach(), ce=ce.detach())
 
 
-def _topk_kl(student_logits: torch.Tensor, ids: torch.Tensor, teacher_logprobs: torch.Tensor, rest_mass: torch.Tensor,
-             temperature: float) -> torch.Tensor:
-    """Summed KL(teacher || student) over the buckets {top-k tokens, rest}, for rows of ``[N, V]`` student logits."""
-    if int(ids.max()) >= student_logits.shape[-1]:
+def _topk_kl(log_q: torch.Tensor, ids: torch.Tensor, teacher_logprobs: torch.Tensor,
+             rest_mass: torch.Tensor) -> torch.Tensor:
+    """Summed KL(teacher || student) over the buckets {top-k tokens, rest}, for rows of ``[N, V]`` student
+    log-probabilities (at the training temperature).
+
+    The student's rest mass is one minus its mass on the teacher's top k, so nothing but the gather touches the
+    full vocabulary: the cached loss costs about what cross-entropy costs.
+    """
+    vocab = log_q.shape[-1]
+    if int(ids.max()) >= vocab:
         raise ValueError(
-            f"The teacher cache holds token id {int(ids.max())}, beyond the student's {student_logits.shape[-1]} "
-            "outputs: it was built for another vocabulary."
+            f"The teacher cache holds token id {int(ids.max())}, beyond the student's {vocab} outputs: it was built "
+            "for another vocabulary."
         )
-    log_q = F.log_softmax(student_logits / temperature, dim=-1)
-    top = (teacher_logprobs.exp() * (teacher_logprobs - log_q.gather(-1, ids))).sum()
-    if ids.shape[-1] >= student_logits.shape[-1]:
+    log_q_top = log_q.gather(-1, ids)
+    top = (teacher_logprobs.exp() * (teacher_logprobs - log_q_top)).sum()
+    if ids.shape[-1] >= vocab:
         return top  # k = vocabulary size: no rest, the full KL
-    log_q_rest = torch.logsumexp(log_q.scatter(-1, ids, float("-inf")), dim=-1)
     rest = rest_mass.clamp(min=0.0)
+    log_q_rest = torch.log((1.0 - log_q_top.exp().sum(-1)).clamp(min=1e-12))
     # 0 * log 0 = 0: a rest without mass adds nothing.
     rest_term = torch.where(rest > 0, rest * (torch.log(rest.clamp(min=1e-30)) - log_q_rest), torch.zeros_like(rest))
     return top + rest_term.sum()
