@@ -154,6 +154,43 @@ def save_model_files(model: nn.Module, output_dir: str, processor=None, save_sha
     return os.path.getsize(os.path.join(output_dir, "model.safetensors")) / 1e6
 
 
+def _row_model(spec: MethodSpec, make_student, teacher, tokenizer, train_dataset, base_args: DistillationArguments,
+               trained: dict[str, nn.Module], data_collator, dq_teacher: str) -> tuple[nn.Module, float | None]:
+    """One row's model and its training seconds (`None` when it was not trained); trained models are kept in
+    ``trained`` for the rows that start from them."""
+    if spec.evaluate_only:
+        model = make_student()
+        prepare_packed_student(model)  # a packed student is counted at its stored bit widths
+        return model, None
+    if spec.post_training:
+        # The same selection and rounding as the trained rows, so PM and QD differ only in training.
+        model = copy.deepcopy(trained["kd"])
+        quantize_(model, dataclasses.replace(base_args.quant_config() or QuantConfig(bits=spec.bits),
+                                             bits=spec.bits, method="uniform"))
+        return model, None
+    args = dataclasses.replace(
+        base_args,
+        output_dir=os.path.join(base_args.output_dir, spec.name),
+        bits=spec.bits,
+        alpha=spec.alpha,
+        distillation_mode=spec.mode,
+        quant_method=spec.quant_method,
+        train_weights=spec.train_weights,
+        allocate_bits=spec.from_kd,
+        push_to_hub=False,  # the recipe pushes the chosen packed model itself, once, at the end
+    )
+    if spec.from_kd:
+        # The paper's DQ: learn the points of the trained full-precision student, with that student as its own
+        # teacher.
+        start = copy.deepcopy(trained["kd"])
+        row_teacher = copy.deepcopy(trained["kd"]) if dq_teacher == "self" else teacher
+    else:
+        start, row_teacher = make_student(), teacher
+    model, seconds = train_model(start, row_teacher, tokenizer, train_dataset, args, data_collator=data_collator)
+    trained[spec.name] = model
+    return model, seconds
+
+
 def run_methods(
     specs: list[MethodSpec],
     make_student: Callable[[], nn.Module],
@@ -181,37 +218,8 @@ def run_methods(
     trained: dict[str, nn.Module] = {}
     for index, spec in enumerate(specs, start=1):
         logger.info(f"=== row {index} of {len(specs)}: {spec.name} ({spec.description}) ===")
-        seconds = None
-        if spec.evaluate_only:
-            model = make_student()
-            prepare_packed_student(model)  # a packed student is counted at its stored bit widths
-        elif spec.post_training:
-            # The same selection and rounding as the trained rows, so PM and QD differ only in training.
-            model = copy.deepcopy(trained["kd"])
-            quantize_(model, dataclasses.replace(base_args.quant_config() or QuantConfig(bits=spec.bits),
-                                                 bits=spec.bits, method="uniform"))
-        else:
-            args = dataclasses.replace(
-                base_args,
-                output_dir=os.path.join(base_args.output_dir, spec.name),
-                bits=spec.bits,
-                alpha=spec.alpha,
-                distillation_mode=spec.mode,
-                push_to_hub=False,  # the recipe pushes the chosen packed model itself, once, at the end
-            )
-            if spec.from_kd:
-                # The paper's DQ: learn the points of the trained full-precision student, with that student as
-                # its own teacher.
-                start = copy.deepcopy(trained["kd"])
-                row_teacher = copy.deepcopy(trained["kd"]) if dq_teacher == "self" else teacher
-                args = dataclasses.replace(args, quant_method=spec.quant_method, train_weights=spec.train_weights,
-                                           allocate_bits=True)
-            else:
-                start, row_teacher = make_student(), teacher
-                args = dataclasses.replace(args, quant_method=spec.quant_method, train_weights=spec.train_weights)
-            model, seconds = train_model(start, row_teacher, tokenizer, train_dataset, args,
-                                         data_collator=data_collator)
-            trained[spec.name] = model
+        model, seconds = _row_model(spec, make_student, teacher, tokenizer, train_dataset, base_args, trained,
+                                    data_collator, dq_teacher)
         if is_main_process:
             size = model_size(model)
             huffman = huffman_size(model).megabytes if is_quantized(model) else None
