@@ -18,6 +18,7 @@ import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -73,7 +74,7 @@ def measure(impl: str, bits: int, sizes_file: str) -> dict:
     pack, unpack = (pack_codes, unpack_codes) if impl == "hfqd" else (bit_by_bit_pack, bit_by_bit_unpack)
     generator = torch.Generator().manual_seed(0)
     codes = [torch.randint(0, 2**bits, (n,), generator=generator, dtype=torch.uint8)
-             for n in json.load(open(sizes_file))]
+             for n in json.loads(Path(sizes_file).read_text())]
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()
     packed = [pack(c, bits) for c in codes]

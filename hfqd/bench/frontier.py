@@ -22,6 +22,7 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, EarlyStoppingCallback
@@ -314,7 +315,8 @@ def _trainer_with(model, teacher, tokenizer, data, args, callback):
 
 def collect(results_dir: str) -> list[dict]:
     """Every row's results file, teacher first."""
-    rows = [json.load(open(path)) for path in sorted(glob.glob(os.path.join(results_dir, "rows", "*.json")))]
+    paths = sorted(glob.glob(os.path.join(results_dir, "rows", "*.json")))
+    rows = [json.loads(Path(path).read_text()) for path in paths]
     return sorted(rows, key=lambda r: (r["row"] != "teacher", r["shape"], r["row"]))
 
 
