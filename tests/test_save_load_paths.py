@@ -233,3 +233,23 @@ def test_non_finite_weights_are_refused_by_name():
         model.model.encoder.layers[0].fc2.weight[0, 0] = float("inf")
     with pytest.raises(ValueError, match=r"model.encoder.layers.0.fc2.weight holds 1 non-finite"):
         quantize_(model, QuantConfig(bits=4))
+
+
+def test_shadows_of_a_hub_student_are_found_in_its_repository(tmp_path, monkeypatch):
+    import hfqd.hub.attach as attach
+
+    model, folder = _packed(tmp_path, save_shadows=True)
+    loaded = AutoModelForSeq2SeqLM.from_pretrained(str(folder))
+    loaded.name_or_path = loaded.config._name_or_path = "me/tiny-4bit"  # as if loaded from the Hub
+    asked = []
+
+    def download(repo_id, filename, **kwargs):
+        asked.append((repo_id, filename))
+        return str(folder / filename)
+
+    monkeypatch.setattr(attach, "hf_hub_download", download)
+    assert prepare_packed_student(loaded)
+    assert asked == [("me/tiny-4bit", SHADOWS_NAME)]
+    shadows = {e.name: e.shadow for e in quantized_parameters(loaded)}
+    original = {e.name: e.shadow for e in quantized_parameters(model)}
+    assert all(torch.equal(shadows[name], original[name]) for name in original)  # the saved shadows, not requantized
