@@ -260,7 +260,8 @@ class QuantizedDistillationTrainer(Seq2SeqTrainer):
         if "loss" in logs:
             kd, ce, tokens = self.accelerator.reduce(self._distill_logs.clone(), reduction="sum").tolist()
             if tokens:
-                logs["kd_loss"] = round(kd / tokens, 4)
+                if self.args.uses_teacher:
+                    logs["kd_loss"] = round(kd / tokens, 4)
                 logs["ce_loss"] = round(ce / tokens, 4)
             self._reset_distill_logs()
         super().log(logs, start_time)
