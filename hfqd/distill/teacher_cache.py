@@ -132,9 +132,10 @@ def build_teacher_cache(
     cache = build_in_shards(root, len(dataset), make_shard, shard_size, desc=f"teacher cache (top-{top_k})")
     if not os.path.isfile(os.path.join(root, COMPLETE_NAME)):
         info = {"rows": len(cache), "top_k": top_k, "temperature": temperature, "bytes": folder_bytes(root)}
-        with open(os.path.join(root, COMPLETE_NAME) + ".tmp", "w") as f:
+        tmp = os.path.join(root, f"{COMPLETE_NAME}.tmp-{os.getpid()}")  # every process may write it; same content
+        with open(tmp, "w") as f:
             json.dump(info, f)
-        os.replace(os.path.join(root, COMPLETE_NAME) + ".tmp", os.path.join(root, COMPLETE_NAME))
+        os.replace(tmp, os.path.join(root, COMPLETE_NAME))
     logger.info(f"Teacher cache {root}: {len(cache)} examples, {folder_bytes(root) / 1e6:.1f} MB on disk.")
     return cache
 
