@@ -28,7 +28,7 @@ from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, DataCollatorForSe
 
 from hfqd import DistillationArguments, QuantizedDistillationTrainer, make_student_from_config
 from hfqd.data import load_parallel_dir, tokenize_translation
-from hfqd.distill.shards import folder_bytes
+from hfqd.eval.deploy import folder_bytes
 from hfqd.distill.teacher_cache import build_teacher_cache
 from hfqd.eval.translation import corpus_scores, translate
 from hfqd.runner.methods import train_model

@@ -64,7 +64,3 @@ def build_in_shards(
         raise RuntimeError(f"{root} lacks shards {missing[:5]} after the build; another process failed.")
     return concatenate_datasets([load_from_disk(shard_path(root, i)) for i in range(n_shards)])
 
-
-def folder_bytes(root: str) -> int:
-    """Bytes of every file under ``root``."""
-    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(root) for f in files)

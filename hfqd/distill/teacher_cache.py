@@ -27,7 +27,8 @@ from datasets import Dataset
 from torch import nn
 
 from .sequence import teacher_fingerprint
-from .shards import build_in_shards, folder_bytes
+from ..eval.deploy import folder_bytes
+from .shards import build_in_shards
 
 logger = logging.getLogger(__name__)
 
@@ -130,13 +131,14 @@ def build_teacher_cache(
         return Dataset(pa.concat_tables(tables))
 
     cache = build_in_shards(root, len(dataset), make_shard, shard_size, desc=f"teacher cache (top-{top_k})")
+    size = folder_bytes(root)
     if not os.path.isfile(os.path.join(root, COMPLETE_NAME)):
-        info = {"rows": len(cache), "top_k": top_k, "temperature": temperature, "bytes": folder_bytes(root)}
+        info = {"rows": len(cache), "top_k": top_k, "temperature": temperature, "bytes": size}
         tmp = os.path.join(root, f"{COMPLETE_NAME}.tmp-{os.getpid()}")  # every process may write it; same content
         with open(tmp, "w") as f:
             json.dump(info, f)
         os.replace(tmp, os.path.join(root, COMPLETE_NAME))
-    logger.info(f"Teacher cache {root}: {len(cache)} examples, {folder_bytes(root) / 1e6:.1f} MB on disk.")
+    logger.info(f"Teacher cache {root}: {len(cache)} examples, {size / 1e6:.1f} MB on disk.")
     return cache
 
 

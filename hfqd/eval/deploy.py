@@ -78,6 +78,11 @@ def ctranslate2_peak_rss_mb(folder: str, sources: list[str], batch_size: int = 3
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def folder_bytes(folder: str) -> int:
+    """Bytes of every file under ``folder``."""
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(folder) for f in files)
+
+
 def folder_megabytes(folder: str) -> float:
-    """Size of every file in ``folder`` (MB)."""
-    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(folder) for f in files) / 1e6
+    """Size of every file under ``folder`` (MB)."""
+    return folder_bytes(folder) / 1e6
