@@ -23,11 +23,8 @@ from transformers import AutoModelForImageClassification, set_seed
 from hfqd.cli import parse_recipe_args
 from hfqd.data.images import ImageTransform, load_image_dataset
 from hfqd.distill import DistillationArguments, make_resnet
-from hfqd.eval.report import ResultRow, write_results
 from hfqd.eval.vision import accuracy, images_per_second
-from hfqd.hub.card import write_row_cards
-from hfqd.runner.methods import order_methods, run_methods, save_model_files, train_model
-from hfqd.quant import model_size
+from hfqd.runner.job import JobArguments, Task, plan_methods, run_job, train_teacher
 from hfqd.utils import command_line, ensure_available, git_commit, run_header
 
 logger = logging.getLogger("hfqd.recipes.fashion_mnist")
@@ -42,8 +39,6 @@ class ModelArguments:
     teacher_embedding_size: int = field(default=64, metadata={"help": "Stem width of a teacher trained here."})
     teacher_hidden_sizes: list[int] = field(default_factory=lambda: [64, 128, 256], metadata={"help": "Stage widths."})
     teacher_depths: list[int] = field(default_factory=lambda: [2, 2, 2], metadata={"help": "Blocks per stage."})
-    teacher_epochs: float = field(default=10.0, metadata={"help": "Epochs of a teacher trained here."})
-    teacher_learning_rate: float = field(default=2e-3, metadata={"help": "Learning rate of a teacher trained here."})
     student_embedding_size: int = field(default=16, metadata={"help": "Stem width of the student."})
     student_hidden_sizes: list[int] = field(default_factory=lambda: [16, 32], metadata={"help": "Student stage widths."})
     student_depths: list[int] = field(default_factory=lambda: [1, 1], metadata={"help": "Student blocks per stage."})
@@ -65,17 +60,12 @@ class DataArguments:
 
 
 @dataclass
-class RecipeArguments:
-    methods: list[str] = field(
+class RecipeArguments(JobArguments):
+    methods: list[str] | None = field(
         default_factory=lambda: ["student", "kd", "pm4", "pm2", "qd4", "qd2", "dq2"],
         metadata={"help": "Rows: student, kd, pm<b>, qat<b>, qd<b>, dq<b>, qddq<b>."},
     )
     eval_batch_size: int = field(default=256, metadata={"help": "Images per batch when scoring."})
-    dq_teacher: str = field(
-        default="self",
-        metadata={"help": "Teacher of dq<b> rows: self (the full-precision kd student, as the paper) or teacher."},
-    )
-    save_models: bool = field(default=True, metadata={"help": "Save teacher and students (packed when quantized)."})
 
 
 def load_splits(data_args: DataArguments, seed: int):
@@ -99,7 +89,7 @@ def main(model_args: ModelArguments, data_args: DataArguments, recipe: RecipeArg
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     set_seed(args.seed)
     commit = git_commit(os.path.dirname(os.path.abspath(__file__)))
-    specs = order_methods(recipe.methods, args.alpha)
+    specs = plan_methods(recipe, args, has_teacher=True)
     args = dataclasses.replace(args, remove_unused_columns=False)  # the transform needs the raw `image` column
     train, test = load_splits(data_args, args.seed)
 
@@ -108,62 +98,33 @@ def main(model_args: ModelArguments, data_args: DataArguments, recipe: RecipeArg
         return {"accuracy": 100 * accuracy(model, test, recipe.eval_batch_size),
                 "images/s": images_per_second(model, test, recipe.eval_batch_size)}
 
-    # ---- teacher ----
-    rows, teacher_seconds = [], None
-    if model_args.teacher == "train":
-        teacher = make_resnet(data_args.num_labels, data_args.channels, model_args.teacher_embedding_size,
-                              tuple(model_args.teacher_hidden_sizes), tuple(model_args.teacher_depths), args.seed)
-        teacher_args = dataclasses.replace(
-            args, output_dir=os.path.join(args.output_dir, "teacher-run"), bits=None, alpha=0.0,
-            distillation_mode="none", num_train_epochs=model_args.teacher_epochs, max_steps=-1,
-            learning_rate=model_args.teacher_learning_rate, push_to_hub=False,
-        )
-        teacher, teacher_seconds = train_model(teacher, None, None, train, teacher_args)
-    else:
-        ensure_available(model_args.teacher, "teacher model", OFFLINE_HINT)
-        teacher = AutoModelForImageClassification.from_pretrained(model_args.teacher)
-    teacher.eval()
-    teacher_size = model_size(teacher)
-    if args.should_save:
-        file_mb = save_model_files(teacher, os.path.join(args.output_dir, "teacher")) if recipe.save_models else None
-        rows.append(ResultRow(
-            method="teacher", description="teacher, full precision", bits=None, params=teacher_size.params,
-            size_mb=teacher_size.megabytes, compression=1.0, metrics=evaluate(teacher),
-            train_seconds=teacher_seconds, file_mb=file_mb,
-        ))
-
-    # ---- students ----
     def make_student():
         if model_args.student:
             return AutoModelForImageClassification.from_pretrained(model_args.student)
         return make_resnet(data_args.num_labels, data_args.channels, model_args.student_embedding_size,
                            tuple(model_args.student_hidden_sizes), tuple(model_args.student_depths), args.seed)
 
-    rows += run_methods(
-        specs, make_student, teacher, None, train, args, evaluate, teacher_size.fp32_bits,
-        is_main_process=args.should_save, display_order=recipe.methods,
-        save_dir=args.output_dir if recipe.save_models else None, dq_teacher=recipe.dq_teacher,
-    )
-
-    # ---- report ----
-    if args.should_save:
-        header = run_header(
-            command_line("recipes/fashion_mnist.py"), commit, **{
-            "data": f"{data_args.data_dir or data_args.dataset}: {len(train)} training / {len(test)} test images",
-            "metrics": "top-1 accuracy (%) on the test split; images/s = CPU inference throughput at batch "
-                       f"{recipe.eval_batch_size}" if args.device.type == "cpu" else "top-1 accuracy (%)",
-            "loss": f"alpha={args.alpha} * T^2 * KL (batchmean) + (1 - alpha) * CE, T={args.temperature}",
-        })
-        metrics = ["accuracy", "images/s"]
-        print("\n" + write_results(os.path.join(args.output_dir, "results"), rows, metrics, header))
-        if recipe.save_models:
-            write_row_cards(
-                rows, args.output_dir, base_model=model_args.teacher if model_args.teacher != "train"
-                else "a ResNet teacher trained by this recipe", datasets=[data_args.data_dir or data_args.dataset],
-                command=header["command"], task="image-classification", metric_names=metrics,
-                note=header["data"], hub_model_id=args.hub_model_id,
-            )
-    return rows
+    header = run_header(command_line("recipes/fashion_mnist.py"), commit, **{
+        "data": f"{data_args.data_dir or data_args.dataset}: {len(train)} training / {len(test)} test images",
+        "metrics": "top-1 accuracy (%) on the test split; images/s = CPU inference throughput at batch "
+                   f"{recipe.eval_batch_size}" if args.device.type == "cpu" else "top-1 accuracy (%)",
+        "loss": f"alpha={args.alpha} * T^2 * KL (batchmean) + (1 - alpha) * CE, T={args.temperature}",
+    })
+    trained_here = model_args.teacher == "train"
+    task = Task("image-classification", train, make_student, evaluate, ["accuracy", "images/s"],
+                base_model="a ResNet teacher trained by this recipe" if trained_here else model_args.teacher,
+                datasets=[data_args.data_dir or data_args.dataset], note=header["data"],
+                parent_model=model_args.student)
+    teacher_seconds = None
+    if trained_here:
+        teacher = make_resnet(data_args.num_labels, data_args.channels, model_args.teacher_embedding_size,
+                              tuple(model_args.teacher_hidden_sizes), tuple(model_args.teacher_depths), args.seed)
+        teacher, teacher_seconds = train_teacher(teacher, task, args, recipe.teacher_epochs,
+                                                 recipe.teacher_learning_rate)
+    else:
+        ensure_available(model_args.teacher, "teacher model", OFFLINE_HINT)
+        teacher = AutoModelForImageClassification.from_pretrained(model_args.teacher).eval()
+    return run_job(task, teacher, specs, recipe, args, header, teacher_seconds)
 
 
 if __name__ == "__main__":

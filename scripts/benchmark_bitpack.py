@@ -100,7 +100,8 @@ def main() -> None:
         return
     import tempfile
 
-    from hfqd.utils import atomic_write_text, command_line, git_commit, run_header
+    from hfqd.eval.report import table, write_report
+    from hfqd.utils import command_line, git_commit, run_header
 
     rows = []
     for bits in (2, 4):
@@ -117,14 +118,11 @@ def main() -> None:
     header = run_header(command_line("scripts/benchmark_bitpack.py"), git_commit(ROOT),
                         model="the quantized tensors of a Marian of opus-mt-en-de's shape (6+6, d_model 512, 58,101 "
                               "tokens), random codes", threads=1)
-    lines = [f"- {k}: {v}" for k, v in header.items()] + [
-        "", "| packer | bits | codes | packed bytes | pack (s) | unpack + check (s) | peak RSS above the codes (MB) |",
-        "|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['impl']} | {r['bits']} | {r['codes']:,} | {r['packed_bytes']:,} | {r['pack_s']:.2f} | "
-              f"{r['unpack_and_check_s']:.2f} | {r['peak_rss_above_codes_mb']:.0f} |" for r in rows]
-    atomic_write_text(f"{opts.output}.md", "\n".join(lines) + "\n")
-    atomic_write_text(f"{opts.output}.json", json.dumps({**header, "rows": rows}, indent=2))
-    print("\n".join(lines))
+    columns = ["packer", "bits", "codes", "packed bytes", "pack (s)", "unpack + check (s)",
+               "peak RSS above the codes (MB)"]
+    cells = [(r["impl"], r["bits"], f"{r['codes']:,}", f"{r['packed_bytes']:,}", f"{r['pack_s']:.2f}",
+              f"{r['unpack_and_check_s']:.2f}", f"{r['peak_rss_above_codes_mb']:.0f}") for r in rows]
+    print(write_report(opts.output, header, [table(columns, cells)], {"rows": rows}))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,8 @@ from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 from hfqd import QuantConfig, export_ctranslate2, quantize_, save_packed
 from hfqd.data import load_parallel_dir
 from hfqd.eval.translation import corpus_scores, translate, translate_ctranslate2
-from hfqd.utils import atomic_write_text, command_line, git_commit, run_header
+from hfqd.eval.report import table, write_report
+from hfqd.utils import command_line, git_commit, run_header
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(ROOT, "..", "shared")
@@ -103,15 +104,12 @@ def main() -> None:
                         engines=f"transformers generate and ctranslate2 {ctranslate2.__version__}, 1 thread each",
                         targets="float32: >= 99% of test sentences decode to the same greedy tokens; int8: beam-4 "
                                 "BLEU within 0.3 of transformers")
-    lines = [f"- {k}: {v}" for k, v in header.items()] + ["", "| model | float32: same greedy tokens | " + " | ".join(
-        f"{s} BLEU transformers / CT2 int8 (diff)" for s in opts.splits) + " |", "|---|---|" + "---|" * len(opts.splits)]
-    for r in rows:
-        cells = [f"{r[f'bleu_{s}_beam4_transformers']:.2f} / {r[f'bleu_{s}_beam4_ct2_int8']:.2f} "
-                 f"({r[f'int8_minus_transformers_{s}']:+.2f})" for s in opts.splits]
-        lines.append(f"| {r['model']} | {100 * r['float32_same_greedy_tokens']:.1f}% | " + " | ".join(cells) + " |")
-    atomic_write_text(f"{opts.output}.md", "\n".join(lines) + "\n")
-    atomic_write_text(f"{opts.output}.json", json.dumps({**header, "rows": rows}, indent=2))
-    print("\n".join(lines))
+    columns = ["model", "float32: same greedy tokens"]
+    columns += [f"{s} BLEU transformers / CT2 int8 (diff)" for s in opts.splits]
+    cells = [[r["model"], f"{100 * r['float32_same_greedy_tokens']:.1f}%"]
+             + [f"{r[f'bleu_{s}_beam4_transformers']:.2f} / {r[f'bleu_{s}_beam4_ct2_int8']:.2f} "
+                f"({r[f'int8_minus_transformers_{s}']:+.2f})" for s in opts.splits] for r in rows]
+    print(write_report(opts.output, header, [table(columns, cells)], {"rows": rows}))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
 import sys
 import tempfile
@@ -22,8 +21,9 @@ from transformers import AutoModelForSeq2SeqLM
 
 import hfqd  # noqa: F401  (registers the "hfqd" quantizer)
 from hfqd.hub import packed_size_report, save_packed
+from hfqd.eval.report import table, write_report
 from hfqd.quant import QuantConfig, huffman_size, model_size, quantize_
-from hfqd.utils import atomic_write_text, git_commit, run_header
+from hfqd.utils import git_commit, run_header
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_MODEL = os.path.join(ROOT, "..", "shared", "models", "multi30k-en-de-marian-7.7m")
@@ -64,22 +64,12 @@ def main() -> None:
         model=os.path.basename(os.path.normpath(opts.model)), bucket_size=opts.bucket_size,
         fp32_file_bytes=fp32_file, target="file size <= 1.05x theoretical",
     )
-    lines = [f"- {k}: {v}" for k, v in header.items()] + [
-        "",
-        "| bits | file (bytes) | theoretical (bytes) | file / theoretical | Huffman (bytes) | Huffman bits/weight "
-        "| vs fp32 file | bit-exact reload |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['bits']} | {r['file_bytes']:,} | {r['theoretical_bytes']:,.0f} | {r['file_over_theoretical']:.4f} "
-            f"| {r['huffman_bytes']:,.0f} | {r['huffman_bits_per_weight']:.3f} | {r['compression_vs_fp32_file']:.2f}x "
-            f"| {'yes' if r['bit_exact_reload'] else 'NO'} |"
-        )
-    os.makedirs(os.path.dirname(opts.output), exist_ok=True)
-    atomic_write_text(f"{opts.output}.json", json.dumps({**header, "rows": rows}, indent=2))
-    atomic_write_text(f"{opts.output}.md", "\n".join(lines) + "\n")
-    print("\n".join(lines))
+    columns = ["bits", "file (bytes)", "theoretical (bytes)", "file / theoretical", "Huffman (bytes)",
+               "Huffman bits/weight", "vs fp32 file", "bit-exact reload"]
+    cells = [(r["bits"], f"{r['file_bytes']:,}", f"{r['theoretical_bytes']:,.0f}", f"{r['file_over_theoretical']:.4f}",
+              f"{r['huffman_bytes']:,.0f}", f"{r['huffman_bits_per_weight']:.3f}",
+              f"{r['compression_vs_fp32_file']:.2f}x", "yes" if r["bit_exact_reload"] else "NO") for r in rows]
+    print(write_report(opts.output, header, [table(columns, cells)], {"rows": rows}))
 
 
 if __name__ == "__main__":

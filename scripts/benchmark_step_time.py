@@ -10,12 +10,10 @@ full-precision distillation step.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
 import time
-from datetime import datetime, timezone
 
 import torch
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, DataCollatorForSeq2Seq
@@ -23,7 +21,8 @@ from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, DataCollatorForSe
 from hfqd import DistillationArguments, QuantizedDistillationTrainer, make_student_from_teacher
 from hfqd.data import load_parallel_dir, synthetic_pairs, tokenize_translation
 from hfqd.quant import quantized_parameters
-from hfqd.utils import atomic_write_text, git_commit, machine_description
+from hfqd.eval.report import table, write_report
+from hfqd.utils import command_line, git_commit, run_header
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_TEACHER = os.path.join(ROOT, "..", "shared", "models", "multi30k-en-de-marian-7.7m")
@@ -109,27 +108,20 @@ def main() -> None:
     results[f"QD {opts.bits}-bit"]["quantize_all_weights_median_s"] = statistics.median(quant_times)
     fp, qd = results["fp distillation"]["median_s"], results[f"QD {opts.bits}-bit"]["median_s"]
     overhead = qd / fp - 1
-    header = {
-        "command": "python scripts/benchmark_step_time.py " + " ".join(sys.argv[1:]),
-        "commit": git_commit(ROOT),
-        "machine": machine_description(),
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "teacher": os.path.basename(os.path.normpath(opts.teacher)),
-        "student": f"{opts.student_layers}+{opts.student_layers} layers copied from the teacher",
-        "batch": f"{opts.batch_size} sentence pairs from {os.path.basename(os.path.normpath(data_name))}",
-        "target": "QD overhead <= 10 % of a full-precision distillation step",
-    }
-    payload = {**header, "results": results, "ratio": qd / fp, "overhead": overhead, "target_met": overhead <= 0.10}
-    lines = [f"- {k}: {v}" for k, v in header.items()]
-    lines += ["", "| run | median step (ms) | mean step (ms) |", "|---|---|---|"]
-    lines += [f"| {k} | {v['median_s'] * 1e3:.1f} | {v['mean_s'] * 1e3:.1f} |" for k, v in results.items()]
+    header = run_header(
+        command_line("scripts/benchmark_step_time.py"), git_commit(ROOT),
+        teacher=os.path.basename(os.path.normpath(opts.teacher)),
+        student=f"{opts.student_layers}+{opts.student_layers} layers copied from the teacher",
+        batch=f"{opts.batch_size} sentence pairs from {os.path.basename(os.path.normpath(data_name))}",
+        target="QD overhead <= 10 % of a full-precision distillation step",
+    )
+    steps = table(["run", "median step (ms)", "mean step (ms)"],
+                  [(k, f"{v['median_s'] * 1e3:.1f}", f"{v['mean_s'] * 1e3:.1f}") for k, v in results.items()])
     q = results[f"QD {opts.bits}-bit"]["quantize_all_weights_median_s"]
-    lines += ["", f"QD/fp step ratio: {qd / fp:.3f} (overhead {overhead * 100:+.1f} %; quantizing every weight once "
-              f"takes {q * 1e3:.1f} ms). Target met: {'yes' if overhead <= 0.10 else 'no'}."]
-    os.makedirs(os.path.dirname(opts.output), exist_ok=True)
-    atomic_write_text(f"{opts.output}.json", json.dumps(payload, indent=2))
-    atomic_write_text(f"{opts.output}.md", "\n".join(lines) + "\n")
-    print("\n".join(lines))
+    verdict = (f"QD/fp step ratio: {qd / fp:.3f} (overhead {overhead * 100:+.1f} %; quantizing every weight once "
+               f"takes {q * 1e3:.1f} ms). Target met: {'yes' if overhead <= 0.10 else 'no'}.")
+    data = {"results": results, "ratio": qd / fp, "overhead": overhead, "target_met": overhead <= 0.10}
+    print(write_report(opts.output, header, [steps, verdict], data))
 
 
 if __name__ == "__main__":

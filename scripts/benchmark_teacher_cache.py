@@ -32,7 +32,8 @@ from hfqd.eval.deploy import folder_bytes
 from hfqd.distill.teacher_cache import build_teacher_cache
 from hfqd.eval.translation import corpus_scores, translate
 from hfqd.runner.methods import train_model
-from hfqd.utils import atomic_write_text, command_line, git_commit, run_header
+from hfqd.eval.report import table, write_report
+from hfqd.utils import command_line, git_commit, run_header
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(ROOT, "..", "shared")
@@ -157,21 +158,19 @@ def main() -> None:
                  f"trained {opts.warm_start_steps} steps on labels, lr 1e-3 constant, alpha 0.7, T 1, buckets of 256; "
                  f"BLEU on the first {opts.test_sentences} test2016 sentences, beam 4",
     })
-    lines = [f"- {k}: {v}" for k, v in header.items()]
+    sections = []
     if result["step_seconds"]:
-        lines += ["", "| training step | CPU-seconds per step | vs labels only |", "|---|---|---|"]
-        lines += [f"| {name} | {sec:.3f} | {result['step_ratio_vs_labels'][name]:.2f} |"
-                  for name, sec in result["step_seconds"].items()]
+        sections.append(table(["training step", "CPU-seconds per step", "vs labels only"], [
+            (name, f"{sec:.3f}", f"{result['step_ratio_vs_labels'][name]:.2f}")
+            for name, sec in result["step_seconds"].items()]))
     if result["builds"]:
-        lines += ["", "| k | build (s, wall clock) | size (MB) |", "|---|---|---|"]
-        lines += [f"| {b['k']} | {b['seconds']:.0f} | {b['mb']:.1f} |" for b in result["builds"]]
+        sections.append(table(["k", "build (s, wall clock)", "size (MB)"],
+                              [(b["k"], f"{b['seconds']:.0f}", f"{b['mb']:.1f}") for b in result["builds"]]))
     if result["bleu"]:
-        lines += ["", "| row | teacher | BLEU test2016 beam 4 | train (s) |", "|---|---|---|---|"]
-        lines += [f"| {b['row']} | {b['teacher']} | {b['bleu_test2016_beam4']:.2f} | {b['train_seconds']:.0f} |"
-                  for b in result["bleu"]]
-    atomic_write_text(f"{opts.output}.md", "\n".join(lines) + "\n")
-    atomic_write_text(f"{opts.output}.json", json.dumps({**header, **result}, indent=2))
-    print("\n".join(lines))
+        sections.append(table(["row", "teacher", "BLEU test2016 beam 4", "train (s)"], [
+            (b["row"], b["teacher"], f"{b['bleu_test2016_beam4']:.2f}", f"{b['train_seconds']:.0f}")
+            for b in result["bleu"]]))
+    print(write_report(opts.output, header, sections, result))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
-import json
 import logging
 import os
 import sys
@@ -33,16 +32,19 @@ import torch
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, set_seed
 
 from hfqd.bench import peers
-from hfqd.bench.frontier import Frontier, FrontierArguments, write_frontier_report
+from hfqd.bench.frontier import Frontier, FrontierArguments
+from hfqd.bench.frontier_report import write_frontier_report
 from hfqd.cli import parse_recipe_args
 from hfqd.data import load_parallel_dir, tokenize_translation
 from hfqd.distill import DistillationArguments, make_student_from_config
-from hfqd.eval.report import ResultRow, markdown_table
+from hfqd.eval.plot import Panel, Point, scatter_panels
+from hfqd.eval.report import ResultRow, markdown_table, targets_table, write_report
 from hfqd.eval.translation import corpus_scores, decode_speed, tokenized_bleu, translate
 from hfqd.hub import save_packed
+from hfqd.runner.job import labels_only, teacher_row
 from hfqd.runner.methods import order_methods, run_methods, train_model
 from hfqd.quant import is_quantized, model_size
-from hfqd.utils import atomic_write_text, command_line, git_commit, run_header
+from hfqd.utils import command_line, git_commit, run_header
 
 logger = logging.getLogger("hfqd.benchmark_translation")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -165,11 +167,10 @@ def warm_start(make_student, tokenizer, train_set, args: DistillationArguments, 
     """Train one full-precision student on labels (no teacher, no quantization); returns a factory of copies of
     it, so that every row continues from the same weights, and the seconds it took."""
     logger.info(f"=== warm start: full-precision student, labels only, {bench.warm_start_epochs:g} epochs ===")
-    warm_args = dataclasses.replace(
-        args, output_dir=os.path.join(args.output_dir, "warm-start"), bits=None, alpha=0.0,
-        distillation_mode="none", num_train_epochs=bench.warm_start_epochs,
+    warm_args = labels_only(
+        args, os.path.join(args.output_dir, "warm-start"), num_train_epochs=bench.warm_start_epochs,
         learning_rate=bench.warm_start_learning_rate, warmup_steps=bench.warm_start_warmup_steps,
-        lr_scheduler_type=bench.warm_start_lr_scheduler_type, push_to_hub=False,
+        lr_scheduler_type=bench.warm_start_lr_scheduler_type,
     )
     base, seconds = train_model(make_student(), None, tokenizer, train_set, warm_args)
     base = base.cpu().eval()
@@ -247,34 +248,14 @@ def check_targets(rows: list[ResultRow], key: str) -> list[dict]:
 
 def plot(rows: list[ResultRow], key: str, path: str, title: str) -> None:
     """BLEU against size on disk (packed file where saved, theoretical size otherwise), one marker per row."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 5.5))
     markers = {"hfqd": "o", "torchao": "s", "optimum-quanto": "^"}
-    for row in rows:
-        if key not in row.metrics:
-            continue
-        size = row.file_mb or row.size_mb
-        ax.scatter(size, row.metrics[key], marker=markers.get(row.library, "D"), s=50,
-                   label=f"{row.method} ({row.library})" if row.library != "hfqd" else row.method)
-        ax.annotate(row.method, (size, row.metrics[key]), textcoords="offset points", xytext=(4, 4), fontsize=8)
-    ax.set_xscale("log")
-    ax.set_xlabel("size on disk (MB, log scale; theoretical where no file)")
-    ax.set_ylabel(key.replace("_", " "))
-    ax.set_title(title, fontsize=9)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    tmp = f"{path}.tmp.png"
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, path)
+    points = [Point(r.file_mb or r.size_mb, r.metrics[key], r.method, markers.get(r.library, "D"),
+                    f"{r.method} ({r.library})" if r.library != "hfqd" else r.method) for r in rows if key in r.metrics]
+    scatter_panels(path, [Panel(points, "size on disk (MB, log scale; theoretical where no file)",
+                                key.replace("_", " "), log_x=True, title=title, legend=True)], width=8, height=5.5)
 
 
-def write_report(rows, targets, header, bench: BenchmarkArguments, prefix: str) -> str:
+def write_report_files(rows, targets, header, bench: BenchmarkArguments, prefix: str) -> str:
     split0, split1 = bench.test_splits[0], bench.test_splits[-1]
     beam = bench.eval_beams
     columns = [metric_key("bleu", s, b) for s in dict.fromkeys((split0, split1)) for b in (beam, 1)]
@@ -282,15 +263,8 @@ def write_report(rows, targets, header, bench: BenchmarkArguments, prefix: str) 
     if bench.tokenized_bleu:
         columns += [metric_key("bleu_tok_lc", split0, beam)]
     columns += ["speed_b1_vs_teacher", "speed_b32_vs_teacher"]
-    lines = [f"- {k}: {v}" for k, v in header.items()]
-    lines += ["", markdown_table(rows, columns, show_library=True), "", "## Targets", "",
-              "| target | measured | met |", "|---|---|---|"]
-    lines += [f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else 'NO'} |" for t in targets]
-    markdown = "\n".join(lines) + "\n"
-    atomic_write_text(f"{prefix}.md", markdown)
-    payload = {**header, "targets": targets, "rows": [dataclasses.asdict(r) for r in rows]}
-    atomic_write_text(f"{prefix}.json", json.dumps(payload, indent=2, default=str))
-    return markdown
+    return write_report(prefix, header, [markdown_table(rows, columns, show_library=True), targets_table(targets)],
+                        {"targets": targets, "rows": [dataclasses.asdict(r) for r in rows]})
 
 
 def run_frontier(bench: BenchmarkArguments, frontier: FrontierArguments, args: DistillationArguments) -> str:
@@ -360,11 +334,8 @@ def main(bench: BenchmarkArguments, args: DistillationArguments,
 
     rows: list[ResultRow] = []
     if args.should_save:
-        rows.append(ResultRow(
-            method="teacher", description="teacher, full precision", bits=None, params=teacher_size.params,
-            size_mb=teacher_size.megabytes, compression=1.0, metrics=scorer(teacher),
-            file_mb=os.path.getsize(os.path.join(bench.teacher, "model.safetensors")) / 1e6,
-        ))
+        rows.append(teacher_row(teacher, scorer(teacher),
+                                file_mb=os.path.getsize(os.path.join(bench.teacher, "model.safetensors")) / 1e6))
     warm_seconds = None
     if bench.warm_start_epochs > 0:
         make_student, warm_seconds = warm_start(make_student, tokenizer, train_set, args, bench)
@@ -413,7 +384,7 @@ def main(bench: BenchmarkArguments, args: DistillationArguments,
                  f"({bench.speed_sentences_batch1} sentences) and batch 32 ({bench.speed_sentences} sentences), "
                  f"{torch.get_num_threads()} threads; hfqd packed models load as fp32 weights",
     })
-    markdown = write_report(rows, targets, header, bench, prefix)
+    markdown = write_report_files(rows, targets, header, bench, prefix)
     if bench.plot:
         plot(rows, key, f"{prefix}.png", f"Multi30k en-de ({bench.test_splits[0]}, beam {bench.eval_beams}), "
                                          f"{bench.budget} budget, {header['machine']}")

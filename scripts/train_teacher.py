@@ -11,7 +11,6 @@ script prints the teacher's BLEU/chrF on the test split and writes them to `{out
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -22,6 +21,7 @@ from transformers import AutoTokenizer, set_seed
 from hfqd.cli import parse_recipe_args
 from hfqd.data import tokenize_translation, train_bpe_tokenizer
 from hfqd.distill import DistillationArguments, make_marian
+from hfqd.runner.job import labels_only
 from hfqd.runner.methods import train_model
 from hfqd.runner.translation import TranslationDataArguments as DataArguments
 from hfqd.runner.translation import evaluate_translation, load_translation_data
@@ -46,8 +46,6 @@ def main(teacher_args: TeacherArguments, data_args: DataArguments, args: Distill
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     set_seed(args.seed)
     raw = load_translation_data(data_args, args.seed)
-    if data_args.max_train_samples:
-        raw["train"] = raw["train"].select(range(min(data_args.max_train_samples, len(raw["train"]))))
     if teacher_args.tokenizer:
         tokenizer = AutoTokenizer.from_pretrained(teacher_args.tokenizer)
     else:
@@ -59,10 +57,8 @@ def main(teacher_args: TeacherArguments, data_args: DataArguments, args: Distill
                                 data_args.max_source_length, data_args.max_target_length)
     model = make_marian(tokenizer, teacher_args.d_model, teacher_args.layers, teacher_args.layers,
                         teacher_args.attention_heads, teacher_args.ffn_dim, teacher_args.dropout, seed=args.seed)
-    # A teacher is trained on labels only and in full precision.
     final_dir = args.output_dir  # the teacher goes here; training checkpoints beside it
-    args = dataclasses.replace(args, bits=None, alpha=0.0, distillation_mode="none",
-                               output_dir=f"{args.output_dir.rstrip('/')}-training")
+    args = labels_only(args, f"{args.output_dir.rstrip('/')}-training")
     model, seconds = train_model(model, None, tokenizer, data.datasets["train"], args)
     if not args.should_save:
         return {}

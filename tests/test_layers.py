@@ -88,3 +88,25 @@ def test_no_import_cycle_between_units():
 
     for node in graph:
         visit(node, [])
+
+
+def _body_lines(node: ast.FunctionDef) -> int:
+    """Lines of a function without its docstring."""
+    lines = node.end_lineno - node.lineno + 1
+    first = node.body[0]
+    if isinstance(first, ast.Expr) and isinstance(getattr(first, "value", None), ast.Constant) \
+            and isinstance(first.value.value, str):
+        lines -= first.end_lineno - first.lineno + 1
+    return lines
+
+
+def test_functions_stay_short_and_recipes_stay_small():
+    long = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and _body_lines(node) > 60:
+                long.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {node.name} ({_body_lines(node)} lines)")
+    assert not long, "split these functions (at most 60 lines without the docstring): " + ", ".join(long)
+    for recipe in (PACKAGE.parent / "recipes").glob("*.py"):
+        lines = len(recipe.read_text().splitlines())
+        assert lines < 200, f"{recipe.name} has {lines} lines: a recipe keeps only its task (hfqd.runner.job.Task)"

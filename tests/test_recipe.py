@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from hfqd.cli import parse_recipe_args
+from hfqd.runner.job import plan_methods
 
 ROOT = Path(__file__).parents[1]
 
@@ -49,23 +50,29 @@ def test_command_line_overrides_preset(tmp_path):
     assert args.bits == 2 and recipe_args.methods == ["kd", "qd2"] and data_args.synthetic_pairs
 
 
-def test_method_shortcut_sets_the_rows(tmp_path, monkeypatch):
+def test_method_shortcut_sets_the_rows(tmp_path):
     recipe = _recipe()
-    seen = {}
-    monkeypatch.setattr(recipe, "order_methods", lambda names, *a: seen.setdefault("names", names) and 1 / 0)
-    parsed = _parse(recipe, ["--preset", "demo", "--method", "qd+dq", "--bits", "2", "--output_dir", str(tmp_path)])
-    with pytest.raises(ZeroDivisionError):
-        recipe.main(*parsed)
-    assert seen["names"] == ["kd", "pm2", "qddq2"] and parsed[2].push_method == "qddq2"
+    _, _, job, args = _parse(recipe, ["--preset", "demo", "--method", "qd+dq", "--bits", "2",
+                                      "--output_dir", str(tmp_path)])
+    specs = plan_methods(job, args, has_teacher=True)
+    assert job.methods == ["kd", "pm2", "qddq2"] and job.push_method == "qddq2"
+    assert [s.name for s in specs] == ["kd", "qddq2", "pm2"]  # kd first: the others start from it
 
 
-def test_bits_sets_the_width_of_the_default_rows(tmp_path, monkeypatch):
+def test_bits_sets_the_width_of_the_default_rows(tmp_path):
     recipe = _recipe()
-    seen = {}
-    monkeypatch.setattr(recipe, "order_methods", lambda names, *a: seen.setdefault("names", names) and 1 / 0)
-    with pytest.raises(ZeroDivisionError):
-        recipe.main(*_parse(recipe, ["--bits", "2", "--output_dir", str(tmp_path)]))
-    assert seen["names"] == ["kd", "pm2", "qd2"]
+    _, _, job, args = _parse(recipe, ["--bits", "2", "--output_dir", str(tmp_path)])
+    plan_methods(job, args, has_teacher=True)
+    assert job.methods == ["kd", "pm2", "qd2"]
+
+
+def test_bad_rows_and_a_push_without_a_repository_fail_before_any_work(tmp_path):
+    recipe = _recipe()
+    with pytest.raises(ValueError, match="Unknown method 'qd9x'"):
+        recipe.main(*_parse(recipe, ["--preset", "demo", "--methods", "qd9x", "--output_dir", str(tmp_path)]))
+    with pytest.raises(SystemExit, match="--hub_model_id"):
+        recipe.main(*_parse(recipe, ["--preset", "demo", "--push_to_hub", "true", "--output_dir", str(tmp_path)]))
+    assert not any(tmp_path.iterdir())  # nothing was trained or written
 
 
 @pytest.mark.parametrize("value", ["0", "-5"])

@@ -70,6 +70,15 @@ def test_full_vocabulary_cache_gives_the_live_loss(corpus):
     assert 0 < approx.kd <= exact.kd + 1e-6  # merging the rest into one outcome can only lose divergence
 
 
+def test_teacher_prefixes_come_from_the_labels_when_the_collator_gives_none(corpus):
+    _, tokenizer, data = corpus
+    teacher, student = tiny_pair(len(tokenizer))
+    batch = DataCollatorForSeq2Seq(tokenizer, model=student)([dict(data.datasets["train"][i]) for i in range(4)])
+    bare = {k: v for k, v in batch.items() if k != "decoder_input_ids"}  # a plain collator: labels only
+    for with_prefix, without in zip(teacher_topk(teacher, batch, 5, 1.0), teacher_topk(teacher, bare, 5, 1.0)):
+        torch.testing.assert_close(without, with_prefix)
+
+
 def test_cached_training_never_calls_the_teacher_and_rows_share_one_cache(corpus, tmp_path):
     _, tokenizer, _ = corpus
     teacher, student = tiny_pair(len(tokenizer))

@@ -15,14 +15,12 @@ both engines interleaved.
 from __future__ import annotations
 
 import dataclasses
-import glob
 import json
 import logging
 import os
 import re
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, EarlyStoppingCallback
@@ -313,107 +311,4 @@ def _trainer_with(model, teacher, tokenizer, data, args, callback):
     return trainer
 
 
-def collect(results_dir: str) -> list[dict]:
-    """Every row's results file, teacher first."""
-    paths = sorted(glob.glob(os.path.join(results_dir, "rows", "*.json")))
-    rows = [json.loads(Path(path).read_text()) for path in paths]
-    return sorted(rows, key=lambda r: (r["row"] != "teacher", r["shape"], r["row"]))
-
-
-def _cell(value, fmt: str = "{:.2f}") -> str:
-    return "-" if value is None else fmt.format(value)
-
-
-COLUMNS = [
-    ("BLEU t16", "bleu_test2016_beam4"), ("BLEU t17", "bleu_test2017_beam4"),
-    ("chrF t16", "chrf_test2016_beam4"), ("chrF t17", "chrf_test2017_beam4"),
-    ("CT2 int8 BLEU t16", "ct2_int8_bleu_test2016_beam4"), ("CT2 int8 BLEU t17", "ct2_int8_bleu_test2017_beam4"),
-    ("CT2 int8 speed vs teacher CT2 int8", "speed_ct2_vs_teacher_ct2"),
-    ("transformers speed vs teacher", "speed_hf_vs_teacher_hf"),
-]
-
-
-def frontier_table(rows: list[dict]) -> str:
-    header = ["shape", "row", "starts from", "params", "bits", "file (MB)", "vs teacher file"]
-    header += [name for name, _ in COLUMNS] + ["train (s)"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for r in rows:
-        m = r["metrics"]
-        cells = [r["shape"], r["row"], r["start"], f"{r['params']:,}", _cell(r["bits"]), f"{r['file_mb']:.3f}",
-                 f"{r['vs_teacher_file']:.1f}x"] + [_cell(m.get(key)) for _, key in COLUMNS]
-        cells.append(_cell(r["train_seconds"], "{:.0f}"))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def frontier_targets(rows: list[dict]) -> list[dict]:
-    """The issue's targets, judged on the rows present (a target with no candidate row is reported as such)."""
-    teacher = next((r for r in rows if r["row"] == "teacher"), None)
-    if teacher is None:
-        return []
-    t = teacher["metrics"]
-    out = []
-    for bits, size_x, gap in ((4, 10, 1.0), (2, 20, 2.5)):
-        candidates = [r for r in rows if r["row"] == f"qd{bits}"]
-        best, verdict = None, False
-        for r in candidates:
-            m = r["metrics"]
-            gaps = [t[k] - m[k] for k in ("bleu_test2016_beam4", "bleu_test2017_beam4")]
-            ok = r["vs_teacher_file"] >= size_x and max(gaps) <= gap
-            if bits == 4:
-                ok = ok and m["speed_ct2_vs_teacher_ct2"] >= 2
-            if best is None or max(gaps) < best[1]:
-                best = (r, max(gaps))
-            verdict = verdict or ok
-        measured = "no row yet" if best is None else (
-            f"best {best[0]['shape']}: {best[1]:+.2f} BLEU below the teacher (worse test set), "
-            f"{best[0]['vs_teacher_file']:.1f}x smaller, CT2 int8 "
-            f"{best[0]['metrics']['speed_ct2_vs_teacher_ct2']:.2f}x the teacher's speed")
-        target = (f"qd{bits}: >= {size_x}x smaller than the teacher file, within {gap} BLEU on both test sets"
-                  + (", >= 2x the teacher's CT2 int8 speed" if bits == 4 else ""))
-        out.append({"target": target, "measured": measured, "met": verdict})
-    return out
-
-
-def write_frontier_report(results_dir: str, prefix: str, header: dict, plot: bool = True) -> str:
-    """Markdown + JSON of every row present, the targets, and two plots (BLEU against size and CT2 speed)."""
-    rows = collect(results_dir)
-    targets = frontier_targets(rows)
-    lines = [f"- {k}: {v}" for k, v in header.items()] + ["", frontier_table(rows), "", "## Targets", "",
-                                                           "| target | measured | met |", "|---|---|---|"]
-    lines += [f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else 'NO'} |" for t in targets]
-    markdown = "\n".join(lines) + "\n"
-    atomic_write_text(f"{prefix}.md", markdown)
-    atomic_write_text(f"{prefix}.json", json.dumps({**header, "targets": targets, "rows": rows}, indent=2))
-    if plot and rows:
-        _plot(rows, prefix)
-    return markdown
-
-
-def _plot(rows: list[dict], prefix: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5))
-    for ax, (x_key, label) in zip(axes, (("file_mb", "size on disk (MB, log)"),
-                                         ("speed_ct2_vs_teacher_ct2", "CT2 int8 speed vs teacher, batch 32"))):
-        for r in rows:
-            x = r[x_key] if x_key in r else r["metrics"][x_key]
-            y = r["metrics"]["bleu_test2016_beam4"]
-            ax.scatter(x, y, marker="*" if r["row"] == "teacher" else "o", s=80)
-            ax.annotate(f"{r['shape']} {r['row']}" if r["row"] != "teacher" else "teacher", (x, y),
-                        textcoords="offset points", xytext=(3, 3), fontsize=7)
-        ax.set_xlabel(label)
-        ax.set_ylabel("BLEU test2016, beam 4")
-        ax.grid(True, alpha=0.3)
-    axes[0].set_xscale("log")
-    fig.tight_layout()
-    tmp = f"{prefix}.tmp.png"
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, f"{prefix}.png")
-
-
-__all__ = ["Frontier", "FrontierArguments", "Shape", "collect", "frontier_table", "write_frontier_report"]
+__all__ = ["Frontier", "FrontierArguments", "Shape"]

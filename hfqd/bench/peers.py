@@ -26,7 +26,8 @@ import torch
 from torch import nn
 
 from ..distill import QuantizedDistillationTrainer
-from ..quant.size import BUCKET_BITS, FP_BITS, SizeReport, saved_buffer_bits, unsaved_keys
+from ..distill.trainer import own_param_group
+from ..quant.size import FP_BITS, SizeReport, StoredAs, size_report, stored_once, unsaved_keys
 
 _PEER = re.compile(r"^(?:(?P<library>torchao|quanto)-(?P<method>qat|qd)(?P<bits>[24])|diffq-(?P<diffq>qat|qd))$")
 LIBRARIES = {"torchao": "torchao", "quanto": "optimum-quanto"}
@@ -132,11 +133,7 @@ class DiffQTrainer(QuantizedDistillationTrainer):
         if not quantizer._optimizer_setup:
             # DiffQ's own `setup_optimizer` adds a tied weight's shared widths twice (a duplicate-parameter warning
             # in torch); the same group, each width once: own learning rate, no weight decay.
-            ids = {id(p) for p in widths}
-            for group in optimizer.param_groups:
-                group["params"] = [p for p in group["params"] if id(p) not in ids]
-            optimizer.add_param_group({"params": widths, "lr": self.model.diffq_settings.bits_learning_rate,
-                                       "weight_decay": 0.0})
+            own_param_group(optimizer, widths, lr=self.model.diffq_settings.bits_learning_rate)
             quantizer.no_optimizer()  # tells DiffQ its widths are taken care of
         return optimizer
 
@@ -176,28 +173,11 @@ def peer_size(model: nn.Module, spec: PeerSpec, group_size: int) -> SizeReport:
     """
     if spec.library == "diffq":
         return _diffq_size(model)
-    quantized = _quantized_weights(model, spec, group_size)
-    used_fp = {id(m.weight) for m in model.modules()
-               if type(m).__name__ in ("Embedding", "Linear") and isinstance(getattr(m, "weight", None), nn.Parameter)}
-    q_params = fp_params = buckets = unsaved = 0
-    bits = 0.0
-    skip = unsaved_keys(model)
-    for name, param in model.named_parameters():  # each tensor once
-        if name in skip:
-            unsaved += param.numel()
-            continue
-        entry = quantized.get(id(param))
-        if entry is None or id(param) in used_fp:
-            fp_params += param.numel()
-            bits += FP_BITS * param.numel()
-        if entry is not None:
-            numel, groups = entry
-            q_params += numel
-            buckets += groups
-            bits += spec.bits * numel + BUCKET_BITS * groups
-    buffers = saved_buffer_bits(model, skip)
-    return SizeReport(q_params, fp_params, buckets, bits + buffers, FP_BITS * (q_params + fp_params) + buffers, unsaved,
-                      buffers, spec.bits * q_params)
+    quantized = {key: StoredAs(numel, groups, spec.bits)
+                 for key, (numel, groups) in _quantized_weights(model, spec, group_size).items()}
+    read_fp32 = {id(m.weight) for m in model.modules()
+                 if type(m).__name__ in ("Embedding", "Linear") and isinstance(getattr(m, "weight", None), nn.Parameter)}
+    return size_report(model, quantized, also_fp32=read_fp32)
 
 
 def diffq_mean_bits(model: nn.Module) -> float:
@@ -240,14 +220,9 @@ def save_peer(model: nn.Module, spec: PeerSpec, output_dir: str) -> float | None
         return os.path.getsize(path) / 1e6
     from safetensors.torch import save_file
 
-    state, seen = {}, set()
     skip = unsaved_keys(model)  # as save_pretrained: what the model rebuilds on load is not stored
-    for key, value in model.state_dict().items():
-        # Tied modules appear under several names; store each tensor once, as safetensors requires.
-        if key in skip or value.data_ptr() in seen:
-            continue
-        seen.add(value.data_ptr())
-        state[key] = value.contiguous()
+    kept = stored_once((key, value) for key, value in model.state_dict().items() if key not in skip)
+    state = {key: value.contiguous() for key, value in kept.items()}
     path = os.path.join(output_dir, "model.safetensors")
     tmp = path + ".tmp"
     save_file(state, tmp)

@@ -164,6 +164,20 @@ class TokenizedSplits:
     truncation: dict[str, TruncationReport] = field(default_factory=dict)
 
 
+def _encode_capped(tokenizer, texts: list[str], limit: int, side: str) -> tuple[list[list[int]], list[bool]]:
+    """Token ids of ``texts`` (``side``: `text` for sources, `text_target` for targets) truncated to ``limit``, and
+    which were cut. One pass at ``limit + 1`` tokens tells which sentences are longer without tokenizing them in
+    full; only those (few) are encoded again with the tokenizer's own truncation, special tokens in place."""
+    ids = tokenizer(**{side: texts}, max_length=limit + 1, truncation=True)["input_ids"]
+    cut = [len(x) > limit for x in ids]
+    long = [i for i, c in enumerate(cut) if c]
+    if long:
+        again = tokenizer(**{side: [texts[i] for i in long]}, max_length=limit, truncation=True)["input_ids"]
+        for i, x in zip(long, again):
+            ids[i] = x
+    return ids, cut
+
+
 def tokenize_translation(
     raw: DatasetDict,
     tokenizer,
@@ -185,14 +199,10 @@ def tokenize_translation(
     def encode(batch):
         sources = [source_prefix + ex[source_lang] for ex in batch["translation"]]
         targets = [ex[target_lang] for ex in batch["translation"]]
-        # One token more than allowed tells whether a sentence was cut, without tokenizing it in full.
-        src = tokenizer(sources, max_length=max_source_length + 1, truncation=True)["input_ids"]
-        tgt = tokenizer(text_target=targets, max_length=max_target_length + 1, truncation=True)["input_ids"]
-        enc = dict(tokenizer(sources, max_length=max_source_length, truncation=True))
-        enc["labels"] = tokenizer(text_target=targets, max_length=max_target_length, truncation=True)["input_ids"]
-        enc["source_truncated"] = [len(ids) > max_source_length for ids in src]
-        enc["target_truncated"] = [len(ids) > max_target_length for ids in tgt]
-        return enc
+        input_ids, source_cut = _encode_capped(tokenizer, sources, max_source_length, "text")
+        labels, target_cut = _encode_capped(tokenizer, targets, max_target_length, "text_target")
+        return {"input_ids": input_ids, "attention_mask": [[1] * len(ids) for ids in input_ids], "labels": labels,
+                "source_truncated": source_cut, "target_truncated": target_cut}
 
     for split, ds in raw.items():
         encoded = ds.map(encode, batched=True, remove_columns=ds.column_names, num_proc=num_proc,

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..quant import QuantConfig, get_quant_config, iter_shadow_names, shadow_state_dict
+from ..quant.size import stored_once
 
 QUANT_CONFIG_NAME = "hfqd_quant_config.json"
 COMPLETE_MARKER = "hfqd_checkpoint_complete"  # written last: a checkpoint without it was interrupted
@@ -37,11 +38,7 @@ def save_quantization_state(model: nn.Module, output_dir: str) -> None:
         tmp = os.path.join(output_dir, QUANTIZER_STATE_NAME + ".tmp")
         # Tied weights share one quantizer, so its points appear under every alias; safetensors stores a tensor
         # once (loading fills the aliases, which are the same parameter).
-        unique, seen = {}, set()
-        for key, value in quantizer_state.items():
-            if value.data_ptr() not in seen:
-                seen.add(value.data_ptr())
-                unique[key] = value.contiguous()
+        unique = {key: value.contiguous() for key, value in stored_once(quantizer_state.items()).items()}
         safetensors.torch.save_file(unique, tmp)
         os.replace(tmp, os.path.join(output_dir, QUANTIZER_STATE_NAME))
 

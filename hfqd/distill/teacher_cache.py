@@ -61,8 +61,15 @@ def estimated_bytes(dataset: Dataset, top_k: int, vocab_size: int) -> int:
 
 @torch.no_grad()
 def teacher_topk(teacher: nn.Module, batch: dict, top_k: int, temperature: float):
-    """Top-k ids, their log-probabilities at ``temperature`` and the log of the rest mass, `[B, L, k]` / `[B, L]`."""
-    logits = teacher(**{k: v for k, v in batch.items() if k != "labels"}).logits.float()
+    """Top-k ids, their log-probabilities at ``temperature`` and the log of the rest mass, `[B, L, k]` / `[B, L]`.
+
+    The teacher reads the gold prefixes (`decoder_input_ids`, made from `labels` when a collator did not add them);
+    the labels themselves are not passed, which spares the teacher its own loss over the whole vocabulary.
+    """
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    if "decoder_input_ids" not in inputs:
+        inputs["decoder_input_ids"] = teacher.prepare_decoder_input_ids_from_labels(labels=batch["labels"])
+    logits = teacher(**inputs).logits.float()
     log_p = torch.log_softmax(logits / temperature, dim=-1)
     values, ids = log_p.topk(min(top_k, log_p.shape[-1]), dim=-1)
     log_rest = torch.logsumexp(log_p.scatter(-1, ids, float("-inf")), dim=-1)

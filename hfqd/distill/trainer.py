@@ -54,6 +54,15 @@ class SortPointsCallback(TrainerCallback):
         sort_points_(self.model, optimizer)
 
 
+def own_param_group(optimizer: torch.optim.Optimizer, params: list, **options) -> None:
+    """Move ``params`` out of the Trainer's groups into one group of their own (no weight decay unless
+    ``options`` says otherwise): quantization points and bit widths need their own learning rate."""
+    ids = {id(p) for p in params}
+    for group in optimizer.param_groups:
+        group["params"] = [p for p in group["params"] if id(p) not in ids]
+    optimizer.add_param_group({"params": params, "weight_decay": 0.0, **options})
+
+
 class QuantizedDistillationTrainer(Seq2SeqTrainer):
     """Quantized distillation (Polino et al., 2018) inside a `transformers` Trainer.
 
@@ -189,12 +198,7 @@ class QuantizedDistillationTrainer(Seq2SeqTrainer):
         optimizer = super().create_optimizer(model)
         points = learned_points(self.model)
         if points and not any(group.get("hfqd_points") for group in optimizer.param_groups):
-            ids = {id(p) for p in points}
-            for group in optimizer.param_groups:
-                group["params"] = [p for p in group["params"] if id(p) not in ids]
-            optimizer.add_param_group(
-                {"params": points, "lr": self.args.points_learning_rate, "weight_decay": 0.0, "hfqd_points": True}
-            )
+            own_param_group(optimizer, points, lr=self.args.points_learning_rate, hfqd_points=True)
         return optimizer
 
     # ---- loss -------------------------------------------------------------------------------------------------

@@ -1,10 +1,12 @@
-"""Results tables: one row per method, written as markdown and JSON."""
+"""Results files: every results file in the repo (recipes, benchmarks, scripts) is written by :func:`write_report`,
+so each has the same provenance header and a markdown and a JSON twin."""
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Iterable, Sequence
 
 from ..utils import atomic_write_text
 
@@ -59,13 +61,36 @@ def markdown_table(rows: list[ResultRow], metric_names: list[str], show_library:
     return "\n".join(lines)
 
 
-def write_results(path_prefix: str, rows: list[ResultRow], metric_names: list[str], header: dict[str, Any]) -> str:
-    """Write ``{prefix}.json`` and ``{prefix}.md``; returns the markdown."""
-    table = markdown_table(rows, metric_names)
+def table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A markdown table of already formatted cells."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def targets_table(targets: list[dict]) -> str:
+    """The `## Targets` section of a benchmark: each target, what was measured, and whether it was met."""
+    rows = [(t["target"], t["measured"], "yes" if t["met"] else "NO") for t in targets]
+    return "## Targets\n\n" + table(["target", "measured", "met"], rows)
+
+
+def write_report(path_prefix: str, header: dict[str, Any], sections: list[str], data: dict[str, Any]) -> str:
+    """Write ``{prefix}.md`` (the header as a list, then each markdown section) and ``{prefix}.json`` (the header
+    and ``data``), each atomically; returns the markdown.
+
+    ``header`` comes from :func:`hfqd.utils.run_header` (command, commit, machine, date, then what the run was).
+    """
     meta = "\n".join(f"- {k}: {v}" for k, v in header.items())
-    markdown = f"{meta}\n\n{table}\n"
+    markdown = "\n\n".join([meta, *[s for s in sections if s]]) + "\n"
+    folder = os.path.dirname(path_prefix)
+    if folder:
+        os.makedirs(folder, exist_ok=True)
     atomic_write_text(f"{path_prefix}.md", markdown)
-    atomic_write_text(
-        f"{path_prefix}.json", json.dumps({**header, "rows": [asdict(r) for r in rows]}, indent=2, default=str)
-    )
+    atomic_write_text(f"{path_prefix}.json", json.dumps({**header, **data}, indent=2, default=str))
     return markdown
+
+
+def write_results(path_prefix: str, rows: list[ResultRow], metric_names: list[str], header: dict[str, Any]) -> str:
+    """A recipe's results: the rows as a table (:func:`write_report`); returns the markdown."""
+    return write_report(path_prefix, header, [markdown_table(rows, metric_names)],
+                        {"rows": [asdict(r) for r in rows]})

@@ -32,7 +32,7 @@ from ..quant import (
     quantized_parameters,
     shadow_state_dict,
 )
-from ..quant.size import unsaved_keys
+from ..quant.size import stored_once, unsaved_keys
 from ..version import __version__
 from .bitpack import pack_codes, unpack_codes
 
@@ -61,18 +61,7 @@ def _plain_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     the model rebuilds on load (its `_keys_to_ignore_on_save`, as `save_pretrained` does) left out."""
     weights, _ = shadow_state_dict(model)
     skip = unsaved_keys(model)
-    seen: dict[int, str] = {}
-    out = {}
-    for name, tensor in weights.items():
-        if name in skip:
-            continue
-        key = (tensor.data_ptr(), tensor.numel(), tensor.dtype) if tensor.numel() else None
-        if key is not None and key in seen:
-            continue
-        if key is not None:
-            seen[key] = name
-        out[name] = tensor
-    return out
+    return stored_once((name, tensor) for name, tensor in weights.items() if name not in skip)
 
 
 def packed_state_dict(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, dict]]:

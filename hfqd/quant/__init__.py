@@ -35,7 +35,7 @@ from .huffman import HuffmanSize, code_frequencies, entropy, huffman_code_length
 from .learned import LearnedQuantizer, initial_points
 from .quantizer import Quantizer, QuantState, UniformQuantizer
 from .size import SizeReport, model_size
-from .ste import StraightThrough, straight_through
+from .ste import pass_gradient, straight_through
 
 __all__ = [
     "Allocation",
@@ -61,7 +61,6 @@ __all__ = [
     "QuantizedCodes",
     "QuantizedParameter",
     "SizeReport",
-    "StraightThrough",
     "UniformQuantizer",
     "convert_",
     "dequantize_",
@@ -78,6 +77,7 @@ __all__ = [
     "quantized_parameters",
     "set_quant_step",
     "shadow_state_dict",
+    "pass_gradient",
     "straight_through",
     "to_buckets",
     "uniform_codes",

@@ -17,6 +17,7 @@ from torch import nn
 from .config import QuantConfig
 from .functions import QuantizedCodes, _scaled, nearest_point_codes
 from .quantizer import Quantizer, QuantState
+from .ste import pass_gradient
 
 POINT_INITS = ("quantiles", "uniform")
 
@@ -85,7 +86,7 @@ class LearnedQuantizer(Quantizer):
         values = unit * q.scale[:, None] + q.minimum[:, None]
         values = values.reshape(-1)[: q.numel].view(q.shape).to(weight.dtype)
         if weight.requires_grad:
-            values = values + (weight - weight.detach())  # straight-through gradient for joint training
+            values = pass_gradient(values, weight)  # straight-through gradient for joint training
         return values
 
     @torch.no_grad()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Iterable
 
+import torch
 from torch import nn
 
 from .api import quantized_parameters
@@ -70,36 +72,67 @@ def unsaved_keys(model: nn.Module) -> set[str]:
     return set(getattr(model, "_keys_to_ignore_on_save", None) or ())
 
 
-def model_size(model: nn.Module) -> SizeReport:
-    """Size of ``model`` as stored by hfqd: each distinct parameter counted once (tied weights once), parameters
-    the model rebuilds on load (:func:`unsaved_keys`) not at all."""
-    entries = quantized_parameters(model)
-    quantized = {id(e.shadow): e for e in entries}
+def stored_once(named: Iterable[tuple[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Each tensor under its first name only: tied modules list one storage under several names, and a file stores
+    it once (loading fills the aliases). Empty tensors share no storage and are all kept."""
+    out: dict[str, torch.Tensor] = {}
+    seen: set[tuple] = set()
+    for name, tensor in named:
+        key = (tensor.data_ptr(), tensor.numel(), tensor.dtype)
+        if tensor.numel() and key in seen:
+            continue
+        seen.add(key)
+        out[name] = tensor
+    return out
+
+
+@dataclass(frozen=True)
+class StoredAs:
+    """How one parameter is stored in low bits: its elements, buckets (one minimum and scale each), code bits per
+    weight and any extra bits (learned points)."""
+
+    numel: int
+    buckets: int
+    bits_per_weight: float
+    extra_bits: int = 0
+
+
+def size_report(model: nn.Module, quantized: dict[int, StoredAs], also_fp32: set[int] = frozenset(),
+                not_counted: set[int] = frozenset()) -> SizeReport:
+    """The paper's size formula over ``model``'s parameters (each distinct one once, those the model rebuilds on
+    load not at all): ``quantized`` maps ``id(parameter)`` to how it is stored; the rest is fp32, and so is a
+    quantized parameter in ``also_fp32`` (a layer also reads it unquantized, so an fp32 copy is stored beside it).
+    Parameters in ``not_counted`` are accounted for elsewhere (learned points, in their tensor's ``extra_bits``)."""
     q_params = fp_params = buckets = bits = unsaved = code_bits = 0
-    # Learned points are parameters of the quantizers, counted with their tensor (`extra_bits`).
-    seen: set[int] = {id(p) for e in entries for p in e.quantizer.parameters()}
     skip = unsaved_keys(model)
     for name, param in model.named_parameters():  # deduplicates tied parameters
-        if id(param) in seen:
+        if id(param) in not_counted:
             continue
-        seen.add(id(param))
         if name in skip:
             unsaved += param.numel()
             continue
         entry = quantized.get(id(param))
-        if entry is None:
+        if entry is None or id(param) in also_fp32:
             fp_params += param.numel()
             bits += FP_BITS * param.numel()
-        else:
+        if entry is not None:
             q_params += entry.numel
-            buckets += entry.n_buckets
-            q = entry.quantizer
-            code_bits += q.bits_per_weight * entry.numel
-            bits += q.bits_per_weight * entry.numel + BUCKET_BITS * entry.n_buckets + q.extra_bits
+            buckets += entry.buckets
+            code_bits += entry.bits_per_weight * entry.numel
+            bits += entry.bits_per_weight * entry.numel + BUCKET_BITS * entry.buckets + entry.extra_bits
     buffers = saved_buffer_bits(model, skip)
     total = q_params + fp_params
     return SizeReport(q_params, fp_params, buckets, bits + buffers, FP_BITS * total + buffers, unsaved, buffers,
                       code_bits)
+
+
+def model_size(model: nn.Module) -> SizeReport:
+    """Size of ``model`` as stored by hfqd (:func:`size_report` over its quantized parameters)."""
+    entries = quantized_parameters(model)
+    quantized = {id(e.shadow): StoredAs(e.numel, e.n_buckets, e.quantizer.bits_per_weight, e.quantizer.extra_bits)
+                 for e in entries}
+    points = {id(p) for e in entries for p in e.quantizer.parameters()}
+    return size_report(model, quantized, not_counted=points)
 
 
 def saved_buffer_bits(model: nn.Module, skip: set[str] = frozenset()) -> int:

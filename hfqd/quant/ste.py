@@ -1,4 +1,4 @@
-"""The straight-through estimator used by quantized distillation."""
+"""The straight-through estimator used by quantized distillation: the one place gradients skip rounding."""
 
 from __future__ import annotations
 
@@ -7,23 +7,28 @@ from typing import Callable
 import torch
 
 
-class StraightThrough(torch.autograd.Function):
-    """Forward: ``fn(weight)``; backward: the incoming gradient, unchanged, to ``weight``.
+class _PassGradient(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, value: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        return value.view_as(value)  # no copy
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        return grad_output, grad_output
+
+
+def pass_gradient(value: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``value`` in the forward pass; in the backward pass ``weight`` receives the incoming gradient unchanged,
+    while ``value`` keeps its own graph (learned points get their exact gradient through it).
 
     This is how the paper trains through rounding: dL/dQ(w) is applied to the full-precision w as if Q were the
     identity (Polino et al., 2018, Algorithm 1).
     """
-
-    @staticmethod
-    def forward(ctx, weight: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-        with torch.no_grad():
-            return fn(weight)
-
-    @staticmethod
-    def backward(ctx, grad_output: torch.Tensor):
-        return grad_output, None
+    return _PassGradient.apply(value, weight)
 
 
 def straight_through(weight: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-    """Apply ``fn`` in the forward pass and pass gradients straight through it."""
-    return StraightThrough.apply(weight, fn)
+    """``fn(weight)`` in the forward pass (computed without a graph), the gradient straight through to ``weight``."""
+    with torch.no_grad():
+        value = fn(weight)
+    return pass_gradient(value, weight)

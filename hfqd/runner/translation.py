@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from datasets import DatasetDict
@@ -9,6 +10,8 @@ from datasets import DatasetDict
 from ..data import load_parallel_dir, load_translation_dataset, synthetic_translation_dataset
 from ..eval.translation import corpus_scores, translate
 from ..utils import ensure_available
+
+logger = logging.getLogger(__name__)
 
 
 def evaluate_translation(model, tokenizer, sources, references, num_beams=1, batch_size=64, max_new_tokens=128,
@@ -54,12 +57,11 @@ class TranslationDataArguments:
 
 
 def load_translation_data(data: TranslationDataArguments, seed: int, offline_hint: str = "") -> DatasetDict:
-    """The raw splits (`train`, `validation`, `test`) that ``data`` describes; one sentence, ending in
-    ``offline_hint``, when a Hub dataset cannot be reached."""
+    """The raw splits (`train`, `validation`, `test`) that ``data`` describes, cut to its sample limits; one
+    sentence, ending in ``offline_hint``, when a Hub dataset cannot be reached."""
     if data.synthetic_pairs:
-        return synthetic_translation_dataset(
-            data.synthetic_pairs, seed, data.source_lang, data.target_lang, domain=data.synthetic_domain
-        )
+        return _limited(synthetic_translation_dataset(
+            data.synthetic_pairs, seed, data.source_lang, data.target_lang, domain=data.synthetic_domain), data)
     split_map = {"train": data.train_split, "validation": data.validation_split, "test": data.test_split}
     if data.dataset_dir is None:
         ensure_available(data.dataset, "dataset", offline_hint, repo_type="dataset")
@@ -74,4 +76,21 @@ def load_translation_data(data: TranslationDataArguments, seed: int, offline_hin
     if data.test_dir:
         raw["test"] = load_parallel_dir(data.test_dir, data.source_lang, data.target_lang,
                                         {"test": data.test_split})["test"]
+    return _limited(raw, data)
+
+
+def _limited(raw: DatasetDict, data: TranslationDataArguments) -> DatasetDict:
+    for split, limit in (("train", data.max_train_samples), ("test", data.max_eval_samples)):
+        if limit is not None and split in raw:
+            raw[split] = raw[split].select(range(min(limit, len(raw[split]))))
     return raw
+
+
+def fit_lengths(data: TranslationDataArguments, model) -> None:
+    """Cut the maximum lengths to the model's positions (with a warning): longer inputs would fail in the model."""
+    positions = getattr(model.config, "max_position_embeddings", None)
+    for name in ("max_source_length", "max_target_length"):
+        if positions and getattr(data, name) > positions:
+            logger.warning(f"--{name} {getattr(data, name)} exceeds the model's {positions} positions; using "
+                           f"{positions}.")
+            setattr(data, name, positions)
