@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -36,7 +37,8 @@ def workspace(tmp_path_factory):
     pairs = [(ex["en"], ex["de"]) for ex in raw["train"]["translation"]]
     data = root / "data"
     data.mkdir()
-    for split, chunk in {"train": pairs[:200], "test2016": pairs[200:220], "test2017": pairs[220:240]}.items():
+    splits = {"train": pairs[:200], "val": pairs[180:200], "test2016": pairs[200:220], "test2017": pairs[220:240]}
+    for split, chunk in splits.items():
         (data / f"{split}.en").write_text("\n".join(e for e, _ in chunk) + "\n")
         (data / f"{split}.de").write_text("\n".join(d for _, d in chunk) + "\n")
     teacher = tiny_marian(seed=1, vocab_size=len(tokenizer), d_model=64, layers=2)
@@ -112,3 +114,51 @@ def test_every_row_is_scored_sized_and_timed(workspace, tmp_path):
     assert "## Targets" in markdown and "| qd2 | hfqd |" in markdown
     assert (tmp_path / "results.png").exists() == plot
     assert not list(tmp_path.glob("*.tmp*"))
+
+
+@pytest.mark.slow
+def test_frontier_rows_land_one_file_each_and_a_rerun_skips_them(workspace, tmp_path):
+    pytest.importorskip("ctranslate2")
+    script = _script()
+    results = tmp_path / "frontier"
+    argv = [
+        "--budget", "cpu", "--teacher", str(workspace / "teacher"), "--dataset_dir", str(workspace / "data"),
+        "--output_dir", str(tmp_path / "runs"), "--results_dir", str(results), "--shapes", "d64-1+1-copy",
+        "--rows", "kd", "qd2", "pm2", "--extra_rows_shape", "none", "--kd_epochs", "1", "--quant_epochs", "1",
+        "--validation_sentences", "10", "--timed_sentences", "8", "--speed_repeats", "1", "--max_length", "12",
+        "--teacher_cache_dir", str(tmp_path / "cache"), "--per_device_train_batch_size", "32", "--bucket_size", "16",
+        "--warmup_steps", "2", "--use_cpu", "true", "--plot", str(_installed("matplotlib")).lower(),
+    ]
+    script.main(*script.parse(argv))
+
+    files = sorted((results / "rows").glob("*.json"))
+    assert [f.stem for f in files] == ["d64-1+1-copy__kd", "d64-1+1-copy__pm2", "d64-1+1-copy__qd2",
+                                       "teacher__teacher"]
+    rows = {f.stem.split("__")[1]: json.loads(f.read_text()) for f in files}
+    for row in rows.values():
+        m = row["metrics"]
+        for split in ("test2016", "test2017"):
+            assert 0 <= m[f"bleu_{split}_beam4"] <= 100 and 0 <= m[f"ct2_int8_bleu_{split}_beam4"] <= 100
+        assert m["speed_ct2_vs_teacher_ct2"] > 0 and m["ct2_peak_rss_mb"] > 0
+        assert row["commit"] and row["date"]
+    assert rows["qd2"]["start"] == rows["pm2"]["start"] == "kd" and rows["kd"]["start"] == "teacher layers"
+    assert rows["qd2"]["file_mb"] < rows["kd"]["file_mb"] and rows["qd2"]["bits"] == 2
+    assert rows["qd2"]["best_validation_bleu_greedy"] is not None and rows["pm2"]["train_seconds"] == 0
+    report = json.loads((results / "frontier.json").read_text())
+    assert len(report["rows"]) == 4 and any(t["target"].endswith("qd2 beats pm2") for t in report["targets"])
+    assert "## Targets" in (results / "frontier.md").read_text()
+
+    # A rerun finds every row's file and trains nothing.
+    stamps = [f.stat().st_mtime_ns for f in files]
+    script.main(*script.parse(argv))
+    assert [f.stat().st_mtime_ns for f in sorted((results / "rows").glob("*.json"))] == stamps
+
+    # A row whose results and model are gone resumes from its last complete checkpoint, with its time carried over.
+    clocks = sorted((tmp_path / "runs" / "d64-1+1-copy" / "kd-run").glob("checkpoint-*/hfqd_train_seconds.txt"))
+    assert clocks and 0 < float(clocks[-1].read_text()) <= rows["kd"]["train_seconds"]
+    (results / "rows" / "d64-1+1-copy__kd.json").unlink()
+    shutil.rmtree(tmp_path / "runs" / "d64-1+1-copy" / "kd")
+    script.main(*script.parse(argv))
+    again = json.loads((results / "rows" / "d64-1+1-copy__kd.json").read_text())
+    assert again["train_seconds"] >= float(clocks[-1].read_text())
+    assert again["metrics"]["bleu_test2016_beam4"] == pytest.approx(rows["kd"]["metrics"]["bleu_test2016_beam4"])

@@ -21,12 +21,14 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
-from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, EarlyStoppingCallback
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, EarlyStoppingCallback, TrainerCallback
 
 from ..data import load_parallel_dir, tokenize_translation
 from ..distill import DistillationArguments, make_student_from_config, make_student_from_teacher
+from ..distill.checkpoint import last_complete_checkpoint
 from ..eval.deploy import ctranslate2_peak_rss_mb, folder_megabytes, interleaved_rates
 from ..eval.translation import corpus_scores, make_compute_metrics, translate, translate_ctranslate2
 from ..export import export_ctranslate2
@@ -129,7 +131,9 @@ class Frontier:
             for row in rows:
                 if ROW.match(row) is None:
                     raise ValueError(f"Unknown frontier row {row!r}: kd, qd<b>, pm<b>, qat<b>, dq<b>.")
-            work += [(name, row) for row in sorted(dict.fromkeys(rows), key=lambda r: r != "kd")]
+            # kd first (the others start from it), then the post-training rows (minutes each), then the trained ones.
+            order = sorted(dict.fromkeys(rows), key=lambda r: (r != "kd", not r.startswith("pm")))
+            work += [(name, row) for row in order]
         return work
 
     def result_path(self, shape: str, row: str) -> str:
@@ -159,10 +163,13 @@ class Frontier:
     def _train(self, model, shape: Shape, row: str, teacher, **overrides):
         args = self._train_args(shape, row, **overrides)
         early = EarlyStoppingCallback(early_stopping_patience=self.f.patience)
-        start = time.perf_counter()
-        trainer = _trainer_with(model, teacher, self.tokenizer, self.data, args, early)
-        trainer.train()
-        return trainer.model.cpu().eval(), time.perf_counter() - start, trainer.state.best_metric
+        # A row interrupted by the end of a session continues from its last complete epoch on the same machine;
+        # its training time is carried in the checkpoint.
+        resume = last_complete_checkpoint(args.output_dir)
+        clock = TrainingClock(resume)
+        trainer = _trainer_with(model, teacher, self.tokenizer, self.data, args, early, clock)
+        trainer.train(resume_from_checkpoint=resume)
+        return trainer.model.cpu().eval(), clock.seconds(), trainer.state.best_metric
 
     def kd_model(self, shape: Shape):
         """The shape's trained kd student (saved under the run's output folder; trained if missing)."""
@@ -224,8 +231,9 @@ class Frontier:
         metrics = self._quality(model, ct2)
         metrics.update(self._speed(model, ct2))
         metrics["ct2_folder_mb"] = folder_megabytes(ct2)
-        metrics.update({f"ct2_{k}": v for k, v in ctranslate2_peak_rss_mb(
-            ct2, self.data.sources[self.bench.test_splits[0]][: self.f.timed_sentences]).items()})
+        sources = self.data.sources[self.bench.test_splits[0]][: self.f.timed_sentences]
+        probe = ctranslate2_peak_rss_mb(ct2, sources, max_length=self.bench.max_length)
+        metrics.update({f"ct2_{k}": v for k, v in probe.items()})
         return {
             "shape": shape, "row": row, "start": start_from, "params": size.params,
             "bits": size.code_bits_per_weight, "file_mb": file_mb, "huffman_mb": huffman,
@@ -297,7 +305,26 @@ class _threads:
         torch.set_num_threads(self.before)
 
 
-def _trainer_with(model, teacher, tokenizer, data, args, callback):
+class TrainingClock(TrainerCallback):
+    """Wall-clock training seconds, written into every checkpoint so that a resumed row reports its whole time."""
+
+    NAME = "hfqd_train_seconds.txt"
+
+    def __init__(self, resume_from: str | None):
+        path = os.path.join(resume_from, self.NAME) if resume_from else ""
+        self.before = float(Path(path).read_text()) if path and os.path.isfile(path) else 0.0
+        self.start = time.perf_counter()
+
+    def seconds(self) -> float:
+        return self.before + time.perf_counter() - self.start
+
+    def on_save(self, args, state, control, **kwargs):
+        folder = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
+        if state.is_world_process_zero and os.path.isdir(folder):
+            atomic_write_text(os.path.join(folder, self.NAME), f"{self.seconds():.1f}")
+
+
+def _trainer_with(model, teacher, tokenizer, data, args, *callbacks):
     from transformers import DataCollatorForSeq2Seq
 
     from ..distill import QuantizedDistillationTrainer
@@ -306,7 +333,7 @@ def _trainer_with(model, teacher, tokenizer, data, args, callback):
         model=model, teacher_model=teacher if (args.uses_teacher or args.uses_teacher_targets) else None,
         args=args, train_dataset=data.datasets["train"], eval_dataset=data.datasets["validation"],
         data_collator=DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100),
-        processing_class=tokenizer, compute_metrics=make_compute_metrics(tokenizer), callbacks=[callback],
+        processing_class=tokenizer, compute_metrics=make_compute_metrics(tokenizer), callbacks=list(callbacks),
     )
     return trainer
 

@@ -41,7 +41,7 @@ def interleaved_rates(runs: dict[str, Callable[[], int]], repeats: int = 3) -> d
 _RSS_PROBE = """
 import json, os, sys
 import ctranslate2
-folder, batch, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+folder, batch, threads, length = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 sources = sorted(json.loads(sys.stdin.read()), key=len)
 if os.path.isfile(os.path.join(folder, "tokenizer.json")):
     from tokenizers import Tokenizer
@@ -60,17 +60,20 @@ with open("/proc/self/clear_refs", "w") as f:  # reset the peak (VmHWM), so it c
     f.write("5")
 translator = ctranslate2.Translator(folder, intra_threads=threads)
 for start in range(0, len(sources), batch):
-    translator.translate_batch(tokenize(sources[start:start + batch]), beam_size=1)
+    translator.translate_batch(tokenize(sources[start:start + batch]), beam_size=1, max_decoding_length=length)
 print(json.dumps({"peak_rss_mb": status("VmHWM"), "before_model_mb": before}))
 """
 
 
-def ctranslate2_peak_rss_mb(folder: str, sources: list[str], batch_size: int = 32, threads: int = 1) -> dict:
+def ctranslate2_peak_rss_mb(folder: str, sources: list[str], batch_size: int = 32, threads: int = 1,
+                            max_length: int = 256) -> dict:
     """Peak resident memory (MB, Linux `VmHWM`) of a fresh process while it loads a CTranslate2 folder and
-    translates ``sources``, and its resident memory before the model was loaded (Python, ctranslate2 and the
-    tokenizer library), so the model's own share can be told apart."""
+    translates ``sources`` (greedy, at most ``max_length`` tokens: no more than the model has positions for), and
+    its resident memory before the model was loaded (Python, ctranslate2 and the tokenizer library), so the model's
+    own share can be told apart."""
     result = subprocess.run(
-        [sys.executable, "-c", _RSS_PROBE, folder, str(batch_size), str(threads)], input=json.dumps(sources),
+        [sys.executable, "-c", _RSS_PROBE, folder, str(batch_size), str(threads), str(max_length)],
+        input=json.dumps(sources),
         capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(threads)}, timeout=1800,
     )
     if result.returncode != 0:
