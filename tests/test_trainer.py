@@ -2,7 +2,7 @@ import os
 
 import pytest
 import torch
-from transformers import DataCollatorForSeq2Seq
+from transformers import DataCollatorForSeq2Seq, TrainerCallback
 
 from hfqd import DistillationArguments, QuantizedDistillationTrainer, is_quantized
 from hfqd.quant import quantized_parameters
@@ -189,6 +189,31 @@ def test_dq_trains_only_points_in_their_own_group(corpus, tmp_path):
         assert torch.equal(e.shadow, shadows[e.name])
         assert torch.equal(e.quantizer.points, torch.sort(e.quantizer.points).values)
     assert any(not torch.equal(e.quantizer.points, points[e.name]) for e in quantized_parameters(trainer.model))
+
+
+def test_sgd_for_points_is_plain_sgd_at_the_points_learning_rate(corpus, tmp_path):
+    from hfqd.distill.trainer import PointsSGDCallback
+    from hfqd.quant import learned_points
+
+    args = _args(tmp_path, max_steps=1, bits=2, quant_method="learned", train_weights=False,
+                 points_learning_rate=0.05, points_optimizer="sgd", max_grad_norm=0.0, learning_rate=0.5)
+    trainer = _trainer(corpus, args)
+    seen = {}
+
+    class Spy(TrainerCallback):  # the gradient each point got, just before the points' step
+        def on_pre_optimizer_step(self, args, state, control, **kwargs):
+            seen.update({id(p): (p.detach().clone(), p.grad.detach().clone()) for p in learned_points(trainer.model)})
+
+    trainer.add_callback(Spy())
+    trainer.train()
+    assert all(id(p) not in {id(q) for g in trainer.optimizer.param_groups for q in g["params"]}
+               for p in learned_points(trainer.model))
+    assert sum(isinstance(c, PointsSGDCallback) for c in trainer.callback_handler.callbacks) == 1
+    for p in learned_points(trainer.model):
+        before, grad = seen[id(p)]
+        torch.testing.assert_close(p.detach(), torch.sort(before - 0.05 * grad).values)
+    with pytest.raises(ValueError, match="points_optimizer"):
+        _args(tmp_path, points_optimizer="lion")
 
 
 def test_bit_allocation_in_the_trainer_keeps_the_total(corpus, tmp_path):

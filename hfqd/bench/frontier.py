@@ -88,6 +88,8 @@ class FrontierArguments:
     fresh_learning_rate: float = field(default=2e-3, metadata={"help": "Learning rate of fresh kd students."})
     copy_learning_rate: float = field(default=5e-4, metadata={"help": "Learning rate of layer-copied kd students."})
     quant_learning_rate: float = field(default=5e-4, metadata={"help": "Learning rate of rows starting from kd."})
+    points_sgd_learning_rate: float = field(default=1e-5, metadata={"help": "Learning rate of the points in "
+                                                                          "dq<b>-sgd rows (plain SGD)."})
     timed_sentences: int = field(default=256, metadata={"help": "Test sentences timed at batch 32."})
     speed_repeats: int = field(default=3, metadata={"help": "Interleaved timing rounds (median kept)."})
     threads: int = field(default=1, metadata={"help": "Threads of both engines when scoring and timing."})
@@ -95,7 +97,7 @@ class FrontierArguments:
                                                            "frontier_{budget})."})
 
 
-ROW = re.compile(r"^(kd|qd(\d)|pm(\d)|qat(\d)|dq(\d))$")
+ROW = re.compile(r"^(kd|qd(\d)|pm(\d)|qat(\d)|dq(\d)(-sgd)?)$")
 
 
 class Frontier:
@@ -130,7 +132,7 @@ class Frontier:
             rows = self.f.rows + (self.f.extra_rows if name == self.f.extra_rows_shape else [])
             for row in rows:
                 if ROW.match(row) is None:
-                    raise ValueError(f"Unknown frontier row {row!r}: kd, qd<b>, pm<b>, qat<b>, dq<b>.")
+                    raise ValueError(f"Unknown frontier row {row!r}: kd, qd<b>, pm<b>, qat<b>, dq<b>, dq<b>-sgd.")
             # kd first (the others start from it), then the post-training rows (minutes each), then the trained ones.
             order = sorted(dict.fromkeys(rows), key=lambda r: (r != "kd", not r.startswith("pm")))
             work += [(name, row) for row in order]
@@ -197,6 +199,8 @@ class Frontier:
                 extra = dict(bits=bits, num_train_epochs=self.f.quant_epochs, learning_rate=self.f.quant_learning_rate)
                 if row.startswith("qat"):
                     extra.update(alpha=0.0, distillation_mode="none")
+                if row.endswith("-sgd"):  # the paper's optimizer for the points, beside AdamW
+                    extra.update(points_optimizer="sgd", points_learning_rate=self.f.points_sgd_learning_rate)
                 if row.startswith("dq"):
                     extra.update(quant_method="learned", allocate_bits=True, train_weights=False)
                 teacher = None if row.startswith("qat") else self.teacher

@@ -33,6 +33,9 @@ class DistillationArguments(Seq2SeqTrainingArguments):
             quantization).
         points_init / points_learning_rate: initialisation and learning rate of learned points (their own optimizer
             group, without weight decay).
+        points_optimizer: `"adamw"` (the points in their own group of the Trainer's optimizer) or `"sgd"` (plain
+            SGD at a constant `points_learning_rate`, as the paper trains its points; stateless, so checkpoints need
+            nothing more).
         train_weights: with learned points, also train the weights (joint); `False` trains the points only, from a
             trained full-precision student, as in the paper.
         allocate_bits / allocation_batches: before training, redistribute the points across tensors in proportion
@@ -72,6 +75,10 @@ class DistillationArguments(Seq2SeqTrainingArguments):
     )
     points_init: str = field(default="quantiles", metadata={"help": "Learned points init: quantiles | uniform."})
     points_learning_rate: float = field(default=1e-4, metadata={"help": "Learning rate of the learned points."})
+    points_optimizer: str = field(
+        default="adamw", metadata={"help": "Optimizer of learned points: adamw (own group) | sgd (as the paper).",
+                                   "choices": ["adamw", "sgd"]},
+    )
     train_weights: bool = field(
         default=True,
         metadata={"help": "Train the weights too (joint QD+DQ); false trains only the points (the paper's DQ)."},
@@ -128,6 +135,8 @@ class DistillationArguments(Seq2SeqTrainingArguments):
             raise ValueError("`allocate_bits` redistributes learned points: set quant_method='learned'.")
         if not self.train_weights and self.quant_method != "learned":
             raise ValueError("`train_weights=False` trains only learned points: set quant_method='learned'.")
+        if self.points_optimizer not in ("adamw", "sgd"):
+            raise ValueError(f"`points_optimizer` must be 'adamw' or 'sgd', got {self.points_optimizer!r}.")
         if self.teacher_top_k < 1:
             raise ValueError(f"`teacher_top_k` must be at least 1, got {self.teacher_top_k}.")
         self.quant_config()  # validates bits, bucket size and rounding now, not after the data is prepared

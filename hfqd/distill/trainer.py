@@ -54,13 +54,29 @@ class SortPointsCallback(TrainerCallback):
         sort_points_(self.model, optimizer)
 
 
+class PointsSGDCallback(TrainerCallback):
+    """Plain SGD on the learned points, right after the Trainer's optimizer step (gradients are clipped with the
+    rest of the model's and cleared by the Trainer's `zero_grad`); the points then get re-sorted as usual."""
+
+    def __init__(self, points: list[nn.Parameter], lr: float):
+        self.optimizer = torch.optim.SGD(points, lr=lr)
+
+    def on_optimizer_step(self, args, state, control, **kwargs):
+        self.optimizer.step()
+
+
 def own_param_group(optimizer: torch.optim.Optimizer, params: list, **options) -> None:
     """Move ``params`` out of the Trainer's groups into one group of their own (no weight decay unless
     ``options`` says otherwise): quantization points and bit widths need their own learning rate."""
+    remove_params(optimizer, params)
+    optimizer.add_param_group({"params": params, "weight_decay": 0.0, **options})
+
+
+def remove_params(optimizer: torch.optim.Optimizer, params: list) -> None:
+    """Take ``params`` out of every group of ``optimizer`` (a group left empty stays, with its learning rate)."""
     ids = {id(p) for p in params}
     for group in optimizer.param_groups:
         group["params"] = [p for p in group["params"] if id(p) not in ids]
-    optimizer.add_param_group({"params": params, "weight_decay": 0.0, **options})
 
 
 class QuantizedDistillationTrainer(Seq2SeqTrainer):
@@ -198,7 +214,12 @@ class QuantizedDistillationTrainer(Seq2SeqTrainer):
         optimizer = super().create_optimizer(model)
         points = learned_points(self.model)
         if points and not any(group.get("hfqd_points") for group in optimizer.param_groups):
-            own_param_group(optimizer, points, lr=self.args.points_learning_rate, hfqd_points=True)
+            if self.args.points_optimizer == "sgd":
+                remove_params(optimizer, points)  # a group left empty keeps its schedule
+                self.pop_callback(PointsSGDCallback)
+                self.add_callback(PointsSGDCallback(points, self.args.points_learning_rate))
+            else:
+                own_param_group(optimizer, points, lr=self.args.points_learning_rate, hfqd_points=True)
         return optimizer
 
     # ---- loss -------------------------------------------------------------------------------------------------
