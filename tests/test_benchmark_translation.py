@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from hfqd.bench.frontier import ROW
+
 from .conftest import tiny_marian
 from .helpers import tiny_corpus
 
@@ -65,6 +67,10 @@ def test_budgets_parse_and_flags_override_them():
     full, args, _ = script.parse(["--budget=full"])
     assert full.budget == "full" and args.num_train_epochs > 1 and args.sequence_num_beams == 4
     assert args.bucket_size == 128
+    for budget in ("cpu", "full_frontier"):
+        bench, args, frontier = script.parse(["--budget", budget])
+        assert bench.frontier and frontier.shapes and args.teacher_cache_dir
+        assert all(ROW.match(row) for row in frontier.rows + frontier.extra_rows)
     with pytest.raises(SystemExit, match="Presets"):
         script.parse(["--budget", "huge"])
 
@@ -124,7 +130,8 @@ def test_frontier_rows_land_one_file_each_and_a_rerun_skips_them(workspace, tmp_
     argv = [
         "--budget", "cpu", "--teacher", str(workspace / "teacher"), "--dataset_dir", str(workspace / "data"),
         "--output_dir", str(tmp_path / "runs"), "--results_dir", str(results), "--shapes", "d64-1+1-copy",
-        "--rows", "kd", "qd2", "pm2", "--extra_rows_shape", "none", "--kd_epochs", "1", "--quant_epochs", "1",
+        "--rows", "kd", "qd2", "pm2", "kdseq", "--extra_rows_shape", "none",
+        "--sequence_cache_dir", str(tmp_path / "seqkd"), "--sequence_max_length", "12", "--kd_epochs", "1", "--quant_epochs", "1",
         "--validation_sentences", "10", "--timed_sentences", "8", "--speed_repeats", "1", "--max_length", "12",
         "--teacher_cache_dir", str(tmp_path / "cache"), "--per_device_train_batch_size", "32", "--bucket_size", "16",
         "--warmup_steps", "2", "--use_cpu", "true", "--plot", str(_installed("matplotlib")).lower(),
@@ -132,8 +139,8 @@ def test_frontier_rows_land_one_file_each_and_a_rerun_skips_them(workspace, tmp_
     script.main(*script.parse(argv))
 
     files = sorted((results / "rows").glob("*.json"))
-    assert [f.stem for f in files] == ["d64-1+1-copy__kd", "d64-1+1-copy__pm2", "d64-1+1-copy__qd2",
-                                       "teacher__teacher"]
+    assert [f.stem for f in files] == ["d64-1+1-copy__kd", "d64-1+1-copy__kdseq", "d64-1+1-copy__pm2",
+                                       "d64-1+1-copy__qd2", "teacher__teacher"]
     rows = {f.stem.split("__")[1]: json.loads(f.read_text()) for f in files}
     for row in rows.values():
         m = row["metrics"]
@@ -141,11 +148,13 @@ def test_frontier_rows_land_one_file_each_and_a_rerun_skips_them(workspace, tmp_
             assert 0 <= m[f"bleu_{split}_beam4"] <= 100 and 0 <= m[f"ct2_int8_bleu_{split}_beam4"] <= 100
         assert m["speed_ct2_vs_teacher_ct2"] > 0 and m["ct2_peak_rss_mb"] > 0
         assert row["commit"] and row["date"]
-    assert rows["qd2"]["start"] == rows["pm2"]["start"] == "kd" and rows["kd"]["start"] == "teacher layers"
+    assert rows["qd2"]["start"] == rows["pm2"]["start"] == "kd"
+    assert rows["kd"]["start"] == rows["kdseq"]["start"] == "teacher layers"
+    assert any((tmp_path / "seqkd").iterdir())  # kdseq trained on the teacher's translations
     assert rows["qd2"]["file_mb"] < rows["kd"]["file_mb"] and rows["qd2"]["bits"] == 2
     assert rows["qd2"]["best_validation_bleu_greedy"] is not None and rows["pm2"]["train_seconds"] == 0
     report = json.loads((results / "frontier.json").read_text())
-    assert len(report["rows"]) == 4 and any(t["target"].endswith("qd2 beats pm2") for t in report["targets"])
+    assert len(report["rows"]) == 5 and any(t["target"].endswith("qd2 beats pm2") for t in report["targets"])
     assert "## Targets" in (results / "frontier.md").read_text()
 
     # A rerun finds every row's file and trains nothing.

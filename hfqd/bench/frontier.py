@@ -7,9 +7,10 @@ run's output folder and retrained if a fresh machine lacks them.
 
 Rows per shape: `kd` (full precision, token-level distillation from the cached teacher, early stopping on
 validation BLEU), `qd4` / `qd2` (quantized distillation, starting from that `kd`), `pm4` / `pm2` (post-training
-quantization of that `kd`); for one shape also `qat2` (no teacher) and `dq2` (learned points). Every row is scored
-on the test sets with transformers (beam 4) and after an int8 CTranslate2 export, and timed against the teacher with
-both engines interleaved.
+quantization of that `kd`); for one shape also `qat2` (no teacher), `dq2` / `dq2-sgd` (learned points, AdamW or the
+paper's SGD) and `kdseq` (`kd` on the teacher's beam-search translations, with its distributions under them). Every
+row is scored on the test sets with transformers (beam 4) and after an int8 CTranslate2 export, and timed against
+the teacher with both engines interleaved.
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ class FrontierArguments:
                                                            "frontier_{budget})."})
 
 
-ROW = re.compile(r"^(kd|qd(\d)|pm(\d)|qat(\d)|dq(\d)(-sgd)?)$")
+ROW = re.compile(r"^(kd|kdseq|qd(\d)|pm(\d)|qat(\d)|dq(\d)(-sgd)?)$")
 
 
 class Frontier:
@@ -132,7 +133,7 @@ class Frontier:
             rows = self.f.rows + (self.f.extra_rows if name == self.f.extra_rows_shape else [])
             for row in rows:
                 if ROW.match(row) is None:
-                    raise ValueError(f"Unknown frontier row {row!r}: kd, qd<b>, pm<b>, qat<b>, dq<b>, dq<b>-sgd.")
+                    raise ValueError(f"Unknown frontier row {row!r}: kd, kdseq, qd<b>, pm<b>, qat<b>, dq<b>, dq<b>-sgd.")
             # kd first (the others start from it), then the post-training rows (minutes each), then the trained ones.
             order = sorted(dict.fromkeys(rows), key=lambda r: (r != "kd", not r.startswith("pm")))
             work += [(name, row) for row in order]
@@ -178,20 +179,29 @@ class Frontier:
         folder = os.path.join(self.args.output_dir, shape.name, "kd")
         if os.path.isfile(os.path.join(folder, "model.safetensors")):
             return AutoModelForSeq2SeqLM.from_pretrained(folder).eval(), None, None
-        lr = self.f.copy_learning_rate if shape.copy else self.f.fresh_learning_rate
-        model, seconds, best = self._train(shape.build(self.teacher), shape, "kd", self.teacher, bits=None,
-                                           num_train_epochs=self.f.kd_epochs, learning_rate=lr)
+        model, seconds, best = self._train_full_precision(shape, "kd")
         model.save_pretrained(folder)
         self.tokenizer.save_pretrained(folder)
         return model, seconds, best
 
+    def _train_full_precision(self, shape: Shape, row: str):
+        """A full-precision student of ``shape`` distilled from the teacher: token-level (`kd`), or on the teacher's
+        beam-search translations with its distributions under them (`kdseq`, Kim & Rush's combination)."""
+        lr = self.f.copy_learning_rate if shape.copy else self.f.fresh_learning_rate
+        mode = "sequence+token" if row == "kdseq" else "token"
+        return self._train(shape.build(self.teacher), shape, row, self.teacher, bits=None, distillation_mode=mode,
+                           num_train_epochs=self.f.kd_epochs, learning_rate=lr)
+
     def student_row(self, shape: Shape, row: str) -> dict:
         match = ROW.match(row)
+        if row == "kdseq":
+            model, seconds, best = self._train_full_precision(shape, row)
+            return self.score(model, shape.name, row, seconds, best, "teacher layers" if shape.copy else "scratch")
         kd, kd_seconds, kd_best = self.kd_model(shape)
         model, seconds, best = kd, kd_seconds, kd_best
         start_from = "teacher layers" if shape.copy else "scratch"
         if row != "kd":
-            bits = int(next(g for g in match.groups()[1:] if g))
+            bits = int(next(g for g in match.groups()[1:] if g and g.isdigit()))
             start_from = "kd"
             if row.startswith("pm"):
                 model, seconds, best = quantize_(kd, self._quant_config(bits)), 0.0, None
@@ -325,7 +335,7 @@ class TrainingClock(TrainerCallback):
     def on_save(self, args, state, control, **kwargs):
         folder = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
         if state.is_world_process_zero and os.path.isdir(folder):
-            atomic_write_text(os.path.join(folder, self.NAME), f"{self.seconds():.1f}")
+            atomic_write_text(os.path.join(folder, self.NAME), repr(self.seconds()))
 
 
 def _trainer_with(model, teacher, tokenizer, data, args, *callbacks):
