@@ -131,8 +131,8 @@ def test_frontier_rows_land_one_file_each_and_a_rerun_skips_them(workspace, tmp_
         "--budget", "cpu", "--teacher", str(workspace / "teacher"), "--dataset_dir", str(workspace / "data"),
         "--output_dir", str(tmp_path / "runs"), "--results_dir", str(results), "--shapes", "d64-1+1-copy",
         "--rows", "kd", "qd2", "pm2", "kdseq", "--extra_rows_shape", "none",
-        "--sequence_cache_dir", str(tmp_path / "seqkd"), "--sequence_max_length", "12", "--kd_epochs", "1", "--quant_epochs", "1",
-        "--validation_sentences", "10", "--timed_sentences", "8", "--speed_repeats", "1", "--max_length", "12",
+        "--sequence_cache_dir", str(tmp_path / "seqkd"), "--sequence_max_length", "12", "--kd_epochs", "1",
+        "--quant_epochs", "1", "--validation_sentences", "10", "--timed_sentences", "8", "--speed_repeats", "1", "--max_length", "12",
         "--teacher_cache_dir", str(tmp_path / "cache"), "--per_device_train_batch_size", "32", "--bucket_size", "16",
         "--warmup_steps", "2", "--use_cpu", "true", "--plot", str(_installed("matplotlib")).lower(),
     ]

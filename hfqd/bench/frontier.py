@@ -133,7 +133,8 @@ class Frontier:
             rows = self.f.rows + (self.f.extra_rows if name == self.f.extra_rows_shape else [])
             for row in rows:
                 if ROW.match(row) is None:
-                    raise ValueError(f"Unknown frontier row {row!r}: kd, kdseq, qd<b>, pm<b>, qat<b>, dq<b>, dq<b>-sgd.")
+                    raise ValueError(f"Unknown frontier row {row!r}: kd, kdseq, qd<b>, pm<b>, qat<b>, dq<b>, "
+                                     "dq<b>-sgd.")
             # kd first (the others start from it), then the post-training rows (minutes each), then the trained ones.
             order = sorted(dict.fromkeys(rows), key=lambda r: (r != "kd", not r.startswith("pm")))
             work += [(name, row) for row in order]

@@ -175,8 +175,8 @@ def peer_size(model: nn.Module, spec: PeerSpec, group_size: int) -> SizeReport:
         return _diffq_size(model)
     quantized = {key: StoredAs(numel, groups, spec.bits)
                  for key, (numel, groups) in _quantized_weights(model, spec, group_size).items()}
-    read_fp32 = {id(m.weight) for m in model.modules()
-                 if type(m).__name__ in ("Embedding", "Linear") and isinstance(getattr(m, "weight", None), nn.Parameter)}
+    read_fp32 = {id(m.weight) for m in model.modules() if type(m).__name__ in ("Embedding", "Linear")
+                 and isinstance(getattr(m, "weight", None), nn.Parameter)}
     return size_report(model, quantized, also_fp32=read_fp32)
 
 
