@@ -132,7 +132,8 @@ def test_frontier_rows_land_one_file_each_and_a_rerun_skips_them(workspace, tmp_
         "--output_dir", str(tmp_path / "runs"), "--results_dir", str(results), "--shapes", "d64-1+1-copy",
         "--rows", "kd", "qd2", "pm2", "kdseq", "--extra_rows_shape", "none",
         "--sequence_cache_dir", str(tmp_path / "seqkd"), "--sequence_max_length", "12", "--kd_epochs", "1",
-        "--quant_epochs", "1", "--validation_sentences", "10", "--timed_sentences", "8", "--speed_repeats", "1", "--max_length", "12",
+        "--quant_epochs", "1", "--validation_sentences", "10", "--timed_sentences", "8", "--speed_repeats", "1",
+        "--max_length", "12",
         "--teacher_cache_dir", str(tmp_path / "cache"), "--per_device_train_batch_size", "32", "--bucket_size", "16",
         "--warmup_steps", "2", "--use_cpu", "true", "--plot", str(_installed("matplotlib")).lower(),
     ]
@@ -153,6 +154,10 @@ def test_frontier_rows_land_one_file_each_and_a_rerun_skips_them(workspace, tmp_
     assert any((tmp_path / "seqkd").iterdir())  # kdseq trained on the teacher's translations
     assert rows["qd2"]["file_mb"] < rows["kd"]["file_mb"] and rows["qd2"]["bits"] == 2
     assert rows["qd2"]["best_validation_bleu_greedy"] is not None and rows["pm2"]["train_seconds"] == 0
+    for row in ("qd2", "pm2"):  # quantized rows are saved packed with a model card
+        card = (tmp_path / "runs" / "d64-1+1-copy" / row / "README.md").read_text()
+        bleu = f"{rows[row]['metrics']['bleu_test2016_beam4']:.2f}"
+        assert "quantization" in card and "ctranslate2" in card and bleu in card
     report = json.loads((results / "frontier.json").read_text())
     assert len(report["rows"]) == 5 and any(t["target"].endswith("qd2 beats pm2") for t in report["targets"])
     assert "## Targets" in (results / "frontier.md").read_text()

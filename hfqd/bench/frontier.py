@@ -33,7 +33,9 @@ from ..distill.checkpoint import last_complete_checkpoint
 from ..eval.deploy import ctranslate2_peak_rss_mb, folder_megabytes, interleaved_rates
 from ..eval.translation import corpus_scores, make_compute_metrics, translate, translate_ctranslate2
 from ..export import export_ctranslate2
+from ..eval.report import table
 from ..hub import save_packed
+from ..hub.card import CardInfo, make_model_card
 from ..quant import QuantConfig, huffman_size, is_quantized, model_size, quantize_
 from ..utils import atomic_write_text, git_commit, run_header
 
@@ -249,13 +251,37 @@ class Frontier:
         sources = self.data.sources[self.bench.test_splits[0]][: self.f.timed_sentences]
         probe = ctranslate2_peak_rss_mb(ct2, sources, max_length=self.bench.max_length)
         metrics.update({f"ct2_{k}": v for k, v in probe.items()})
-        return {
+        result = {
             "shape": shape, "row": row, "start": start_from, "params": size.params,
             "bits": size.code_bits_per_weight, "file_mb": file_mb, "huffman_mb": huffman,
             "vs_teacher_file": self.teacher_file_mb / file_mb, "train_seconds": seconds,
             "best_validation_bleu_greedy": best_val, "metrics": metrics,
             **run_header("scripts/benchmark_translation.py --budget " + self.bench.budget, self.commit),
         }
+        if huffman is not None:
+            self._card(folder, result, size)
+        return result
+
+    def _card(self, folder: str, result: dict, size) -> None:
+        """A model card beside a quantized row's packed weights: data, command and metrics, next to the teacher."""
+        config = json.loads(Path(folder, "config.json").read_text())["quantization_config"]
+        teacher = json.loads(Path(self.result_path("teacher", "teacher")).read_text())["metrics"]
+        keys = ("bleu_test2016_beam4", "bleu_test2017_beam4", "ct2_int8_bleu_test2016_beam4",
+                "speed_ct2_vs_teacher_ct2")
+        rows = [("teacher", *(f"{teacher[k]:.2f}" for k in keys)),
+                (f"{result['shape']} {result['row']}", *(f"{result['metrics'][k]:.2f}" for k in keys))]
+        results = table(["model", "BLEU test2016", "BLEU test2017", "CT2 int8 BLEU test2016", "CT2 speed vs teacher"],
+                        rows)
+        method = re.match(r"[a-z]+", result["row"]).group(0)  # qd, pm, qat, dq
+        card = make_model_card(CardInfo(
+            repo_id=f"{result['shape']}-{result['row']}", base_model=self.bench.teacher,
+            datasets=[self.bench.dataset_dir], bits=result["bits"], bucket_size=config["bucket_size"],
+            method=method, results_markdown=f"Beam 4, sacreBLEU.\n\n{results}",
+            file_bytes=os.path.getsize(os.path.join(folder, "model.safetensors")), theoretical_bytes=size.bits / 8,
+            fp32_bytes=size.fp32_bits // 8, command=result["command"], language=["en", "de"],
+            ctranslate2_folder="ctranslate2-int8",
+        ))
+        card.save(os.path.join(folder, "README.md"))
 
     def _quality(self, model, ct2: str) -> dict:
         import ctranslate2
