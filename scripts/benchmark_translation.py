@@ -271,6 +271,9 @@ def run_frontier(bench: BenchmarkArguments, frontier: FrontierArguments, args: D
     """Every (shape, row) of the frontier whose results file is missing, then the report over all of them."""
     runner = Frontier(frontier, bench, args, ROOT)
     runner.run()
+    if frontier.train_only:
+        logger.info(f"Trained rows saved under {args.output_dir}; a run without --train_only scores them.")
+        return ""
     header = run_header(command_line("scripts/benchmark_translation.py"), runner.commit, **{
         "budget": bench.budget,
         "data": f"{bench.dataset_dir}: train {bench.train_split}, model selection on {frontier.validation_split} "

@@ -34,10 +34,10 @@ from ..eval.deploy import ctranslate2_peak_rss_mb, folder_megabytes, interleaved
 from ..eval.translation import corpus_scores, make_compute_metrics, translate, translate_ctranslate2
 from ..export import export_ctranslate2
 from ..eval.report import table
-from ..hub import save_packed
+from ..hub import prepare_packed_student, save_packed
 from ..hub.card import CardInfo, make_model_card
 from ..quant import QuantConfig, huffman_size, is_quantized, model_size, quantize_
-from ..utils import atomic_write_text, git_commit, run_header
+from ..utils import atomic_write_text, git_commit, machine_description, run_header
 
 logger = logging.getLogger(__name__)
 
@@ -98,9 +98,61 @@ class FrontierArguments:
     threads: int = field(default=1, metadata={"help": "Threads of both engines when scoring and timing."})
     results_dir: str = field(default="", metadata={"help": "Per-row results (default benchmarks/results/"
                                                            "frontier_{budget})."})
+    kd_minutes: float = field(default=0.0, metadata={"help": "End a kd row's training at the first epoch end after "
+                                                             "this many minutes (0: no limit)."})
+    quant_minutes: float = field(default=0.0, metadata={"help": "The same for rows trained from kd."})
+    train_only: bool = field(default=False, metadata={"help": "Train and save the trained rows without scoring "
+                                                              "them (e.g. on a GPU machine); a later run without "
+                                                              "this flag scores the saved models instead of "
+                                                              "training them again."})
 
 
 ROW = re.compile(r"^(kd|kdseq|qd(\d)|pm(\d)|qat(\d)|dq(\d)(-sgd)?)$")
+
+
+def _bits(row: str) -> int:
+    return int(re.search(r"\d", row).group(0))
+
+
+@dataclass
+class Trained:
+    """A trained row's model and how it was trained; saved beside the model so that a row trained on one machine
+    (a GPU) is scored on another (the CPU whose speed the frontier reports)."""
+
+    model: torch.nn.Module
+    seconds: float | None
+    best_validation_bleu: float | None
+    epochs: float | None
+    machine: str | None
+
+    NAME = "hfqd_trained.json"
+    NOT_TRAINED = {"train_seconds": None, "best_validation_bleu_greedy": None}
+
+    def record(self) -> dict:
+        return {"train_seconds": self.seconds, "best_validation_bleu_greedy": self.best_validation_bleu,
+                "train_epochs": self.epochs, "trained_on": self.machine}
+
+    def save(self, folder: str, tokenizer) -> None:
+        """Weights first (packed when quantized), then the record: a folder with a record is complete."""
+        if is_quantized(self.model):
+            save_packed(self.model, folder, tokenizer=tokenizer)
+        else:
+            self.model.save_pretrained(folder)
+            tokenizer.save_pretrained(folder)
+        atomic_write_text(os.path.join(folder, self.NAME), json.dumps(self.record(), indent=2))
+
+    @classmethod
+    def load(cls, folder: str, legacy: bool = False) -> "Trained | None":
+        """The row saved in ``folder``, or `None`. ``legacy``: a kd folder saved before records existed (time
+        unknown) counts too."""
+        path = os.path.join(folder, cls.NAME)
+        if not os.path.isfile(path) and not (legacy and os.path.isfile(os.path.join(folder, "model.safetensors"))):
+            return None
+        record = json.loads(Path(path).read_text()) if os.path.isfile(path) else {}
+        model = AutoModelForSeq2SeqLM.from_pretrained(folder).eval()
+        prepare_packed_student(model)  # a packed row becomes the quantized model it was, outputs unchanged
+        return cls(model, record.get("train_seconds"), record.get("best_validation_bleu_greedy"),
+                   record.get("train_epochs"), record.get("trained_on"))
 
 
 class Frontier:
@@ -151,8 +203,12 @@ class Frontier:
             if os.path.isfile(path):
                 logger.info(f"{shape} {row}: results exist ({path}), skipped.")
                 continue
+            if self.f.train_only and (row == "teacher" or row.startswith("pm")):
+                continue  # nothing to train
             logger.info(f"=== {shape} {row} ===")
             result = self.teacher_row() if row == "teacher" else self.student_row(Shape.parse(shape), row)
+            if result is None:
+                continue  # trained and saved, to be scored later
             os.makedirs(os.path.dirname(path), exist_ok=True)
             atomic_write_text(path, json.dumps(result, indent=2))
             logger.info(f"{shape} {row}: {json.dumps(result['metrics'])}")
@@ -166,71 +222,82 @@ class Frontier:
             push_to_hub=False, **overrides,
         )
 
-    def _train(self, model, shape: Shape, row: str, teacher, **overrides):
+    def _train(self, model, shape: Shape, row: str, teacher, minutes: float = 0.0, **overrides) -> "Trained":
         args = self._train_args(shape, row, **overrides)
-        early = EarlyStoppingCallback(early_stopping_patience=self.f.patience)
         # A row interrupted by the end of a session continues from its last complete epoch on the same machine;
         # its training time is carried in the checkpoint.
         resume = last_complete_checkpoint(args.output_dir)
         clock = TrainingClock(resume)
-        trainer = _trainer_with(model, teacher, self.tokenizer, self.data, args, early, clock)
+        callbacks = [EarlyStoppingCallback(early_stopping_patience=self.f.patience), clock]
+        if minutes:
+            callbacks.append(Deadline(60 * minutes, clock))
+        trainer = _trainer_with(model, teacher, self.tokenizer, self.data, args, *callbacks)
         trainer.train(resume_from_checkpoint=resume)
-        return trainer.model.cpu().eval(), clock.seconds(), trainer.state.best_metric
+        return Trained(trainer.model.cpu().eval(), clock.seconds(), trainer.state.best_metric,
+                       trainer.state.epoch, machine_description())
 
-    def kd_model(self, shape: Shape):
+    def _folder(self, shape: str, row: str) -> str:
+        return os.path.join(self.args.output_dir, shape, row)
+
+    def kd_model(self, shape: Shape) -> "Trained":
         """The shape's trained kd student (saved under the run's output folder; trained if missing)."""
-        folder = os.path.join(self.args.output_dir, shape.name, "kd")
-        if os.path.isfile(os.path.join(folder, "model.safetensors")):
-            return AutoModelForSeq2SeqLM.from_pretrained(folder).eval(), None, None
-        model, seconds, best = self._train_full_precision(shape, "kd")
-        model.save_pretrained(folder)
-        self.tokenizer.save_pretrained(folder)
-        return model, seconds, best
+        return self.trained(shape, "kd")
 
-    def _train_full_precision(self, shape: Shape, row: str):
+    def trained(self, shape: Shape, row: str) -> "Trained":
+        """A trained row's model: loaded from its folder when a run (here or on another machine) saved it there,
+        else trained and saved."""
+        folder = self._folder(shape.name, row)
+        saved = Trained.load(folder, legacy=row == "kd")
+        if saved is not None:
+            return saved
+        if row in ("kd", "kdseq"):
+            trained = self._train_full_precision(shape, row)
+        else:
+            trained = self._train_from_kd(shape, row)
+        trained.save(folder, self.tokenizer)
+        return trained
+
+    def _train_full_precision(self, shape: Shape, row: str) -> "Trained":
         """A full-precision student of ``shape`` distilled from the teacher: token-level (`kd`), or on the teacher's
         beam-search translations with its distributions under them (`kdseq`, Kim & Rush's combination)."""
         lr = self.f.copy_learning_rate if shape.copy else self.f.fresh_learning_rate
         mode = "sequence+token" if row == "kdseq" else "token"
-        return self._train(shape.build(self.teacher), shape, row, self.teacher, bits=None, distillation_mode=mode,
-                           num_train_epochs=self.f.kd_epochs, learning_rate=lr)
+        return self._train(shape.build(self.teacher), shape, row, self.teacher, self.f.kd_minutes, bits=None,
+                           distillation_mode=mode, num_train_epochs=self.f.kd_epochs, learning_rate=lr)
 
-    def student_row(self, shape: Shape, row: str) -> dict:
-        match = ROW.match(row)
-        if row == "kdseq":
-            model, seconds, best = self._train_full_precision(shape, row)
-            return self.score(model, shape.name, row, seconds, best, "teacher layers" if shape.copy else "scratch")
-        kd, kd_seconds, kd_best = self.kd_model(shape)
-        model, seconds, best = kd, kd_seconds, kd_best
-        start_from = "teacher layers" if shape.copy else "scratch"
-        if row != "kd":
-            bits = int(next(g for g in match.groups()[1:] if g and g.isdigit()))
-            start_from = "kd"
-            if row.startswith("pm"):
-                model, seconds, best = quantize_(kd, self._quant_config(bits)), 0.0, None
-            else:
-                extra = dict(bits=bits, num_train_epochs=self.f.quant_epochs, learning_rate=self.f.quant_learning_rate)
-                if row.startswith("qat"):
-                    extra.update(alpha=0.0, distillation_mode="none")
-                if row.endswith("-sgd"):  # the paper's optimizer for the points, beside AdamW
-                    extra.update(points_optimizer="sgd", points_learning_rate=self.f.points_sgd_learning_rate)
-                if row.startswith("dq"):
-                    extra.update(quant_method="learned", allocate_bits=True, train_weights=False)
-                teacher = None if row.startswith("qat") else self.teacher
-                model, seconds, best = self._train(kd, shape, row, teacher, **extra)
-        return self.score(model, shape.name, row, seconds, best, start_from)
+    def _train_from_kd(self, shape: Shape, row: str) -> "Trained":
+        """A qd / qat / dq row: quantization-aware training that starts from the shape's kd student."""
+        extra = dict(bits=_bits(row), num_train_epochs=self.f.quant_epochs, learning_rate=self.f.quant_learning_rate)
+        if row.startswith("qat"):
+            extra.update(alpha=0.0, distillation_mode="none")
+        if row.endswith("-sgd"):  # the paper's optimizer for the points, beside AdamW
+            extra.update(points_optimizer="sgd", points_learning_rate=self.f.points_sgd_learning_rate)
+        if row.startswith("dq"):
+            extra.update(quant_method="learned", allocate_bits=True, train_weights=False)
+        teacher = None if row.startswith("qat") else self.teacher
+        return self._train(self.kd_model(shape).model, shape, row, teacher, self.f.quant_minutes, **extra)
+
+    def student_row(self, shape: Shape, row: str) -> dict | None:
+        """A student row's results; `None` with ``--train_only`` (trained and saved, scored by a later run)."""
+        if row.startswith("pm"):  # post-training quantization of kd: nothing to train
+            model = quantize_(self.kd_model(shape).model, self._quant_config(_bits(row)))
+            return self.score(model, shape.name, row, Trained(model, 0.0, None, 0.0, None), "kd")
+        trained = self.trained(shape, row)
+        if self.f.train_only:
+            return None
+        start_from = "kd" if row not in ("kd", "kdseq") else "teacher layers" if shape.copy else "scratch"
+        return self.score(trained.model, shape.name, row, trained, start_from)
 
     def _quant_config(self, bits: int) -> QuantConfig:
         return dataclasses.replace(self.args.quant_config() or QuantConfig(bits=bits), bits=bits, method="uniform")
 
     def teacher_row(self) -> dict:
-        return self.score(self.teacher, "teacher", "teacher", None, None, "given",
-                          file_mb=self.teacher_file_mb)
+        return self.score(self.teacher, "teacher", "teacher", None, "given", file_mb=self.teacher_file_mb)
 
     # ---- scoring ----
 
-    def score(self, model, shape: str, row: str, seconds, best_val, start_from: str, file_mb=None) -> dict:
-        folder = os.path.join(self.args.output_dir, shape, row)
+    def score(self, model, shape: str, row: str, trained: "Trained | None", start_from: str, file_mb=None) -> dict:
+        folder = self._folder(shape, row)
         size = model_size(model)
         if is_quantized(model):
             save_packed(model, folder, tokenizer=self.tokenizer)
@@ -254,8 +321,8 @@ class Frontier:
         result = {
             "shape": shape, "row": row, "start": start_from, "params": size.params,
             "bits": size.code_bits_per_weight, "file_mb": file_mb, "huffman_mb": huffman,
-            "vs_teacher_file": self.teacher_file_mb / file_mb, "train_seconds": seconds,
-            "best_validation_bleu_greedy": best_val, "metrics": metrics,
+            "vs_teacher_file": self.teacher_file_mb / file_mb, **(trained.record() if trained else Trained.NOT_TRAINED),
+            "metrics": metrics,
             **run_header("scripts/benchmark_translation.py --budget " + self.bench.budget, self.commit),
         }
         if huffman is not None:
@@ -307,6 +374,8 @@ class Frontier:
 
         sources = self.data.sources[self.bench.test_splits[0]][: self.f.timed_sentences]
         length = self.bench.max_length
+        if not os.path.isfile(os.path.join(self.teacher_ct2, "model.bin")):  # its row was measured by another run
+            export_ctranslate2(self.teacher, self.teacher_ct2, "int8", tokenizer=self.tokenizer, force=True)
         teacher_ct2 = ctranslate2.Translator(self.teacher_ct2, intra_threads=self.f.threads)
         ct2_model = ctranslate2.Translator(ct2, intra_threads=self.f.threads)
 
@@ -344,6 +413,19 @@ class _threads:
 
     def __exit__(self, *exc):
         torch.set_num_threads(self.before)
+
+
+class Deadline(TrainerCallback):
+    """Ends training at the first epoch end past a time budget (the epoch is still evaluated and the best epoch
+    kept), so that a row fits a fixed slot of machine time."""
+
+    def __init__(self, seconds: float, clock: "TrainingClock"):
+        self.limit, self.clock = seconds, clock
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        if self.clock.seconds() >= self.limit:
+            logger.info(f"Training time budget of {self.limit / 60:g} min reached at epoch {state.epoch:g}.")
+            control.should_training_stop = True
 
 
 class TrainingClock(TrainerCallback):
