@@ -147,7 +147,8 @@ def test_frontier_rows_land_one_file_each_and_a_rerun_skips_them(workspace, tmp_
         m = row["metrics"]
         for split in ("test2016", "test2017"):
             assert 0 <= m[f"bleu_{split}_beam4"] <= 100 and 0 <= m[f"ct2_int8_bleu_{split}_beam4"] <= 100
-        assert m["speed_ct2_vs_teacher_ct2"] > 0 and m["ct2_peak_rss_mb"] > 0
+        assert m["speed_ct2_vs_teacher_ct2"] > 0 and m["speed_ct2_b1_vs_teacher_ct2_b1"] > 0
+        assert m["ct2_peak_rss_mb"] > 0
         assert row["commit"] and row["date"]
     assert rows["qd2"]["start"] == rows["pm2"]["start"] == "kd"
     assert rows["kd"]["start"] == rows["kdseq"]["start"] == "teacher layers"

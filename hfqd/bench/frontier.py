@@ -368,8 +368,8 @@ class Frontier:
         return metrics
 
     def _speed(self, model, ct2: str) -> dict:
-        """Greedy sentences per CPU-second at batch 32 of this model and the teacher, both engines, interleaved
-        (wall-clock rates beside them; see :mod:`hfqd.eval.deploy`)."""
+        """Greedy sentences per CPU-second of this model and the teacher, both engines at batch 32 and CTranslate2
+        at batch 1 too, interleaved (wall-clock rates beside them; see :mod:`hfqd.eval.deploy`)."""
         import ctranslate2
 
         sources = self.data.sources[self.bench.test_splits[0]][: self.f.timed_sentences]
@@ -382,19 +382,23 @@ class Frontier:
         def hf(m):
             return lambda: len(translate(m, self.tokenizer, sources, 32, 1, length, length))
 
-        def fast(t):
-            return lambda: len(translate_ctranslate2(t, self.tokenizer, sources, 32, 1, length, length))
+        def fast(t, batch):
+            return lambda: len(translate_ctranslate2(t, self.tokenizer, sources, batch, 1, length, length))
 
         with _threads(self.f.threads):
             rates = interleaved_rates({"teacher_hf": hf(self.teacher), "hf": hf(model),
-                                       "teacher_ct2": fast(teacher_ct2), "ct2": fast(ct2_model)},
+                                       "teacher_ct2": fast(teacher_ct2, 32), "ct2": fast(ct2_model, 32),
+                                       "teacher_ct2_b1": fast(teacher_ct2, 1), "ct2_b1": fast(ct2_model, 1)},
                                       self.f.speed_repeats)
         cpu = {name: r["cpu"] for name, r in rates.items()}
         return {
             "sent_per_cpu_s_hf_b32": cpu["hf"], "sent_per_cpu_s_ct2_int8_b32": cpu["ct2"],
+            "sent_per_cpu_s_ct2_int8_b1": cpu["ct2_b1"],
             "sent_per_s_wall_hf_b32": rates["hf"]["wall"], "sent_per_s_wall_ct2_int8_b32": rates["ct2"]["wall"],
+            "sent_per_s_wall_ct2_int8_b1": rates["ct2_b1"]["wall"],
             "speed_hf_vs_teacher_hf": cpu["hf"] / cpu["teacher_hf"],
             "speed_ct2_vs_teacher_ct2": cpu["ct2"] / cpu["teacher_ct2"],
+            "speed_ct2_b1_vs_teacher_ct2_b1": cpu["ct2_b1"] / cpu["teacher_ct2_b1"],
             "speed_ct2_vs_teacher_hf": cpu["ct2"] / cpu["teacher_hf"],
             "speed_ct2_vs_teacher_ct2_wall": rates["ct2"]["wall"] / rates["teacher_ct2"]["wall"],
             "threads": self.f.threads,

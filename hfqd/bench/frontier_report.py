@@ -15,6 +15,7 @@ COLUMNS = [
     ("chrF t16", "chrf_test2016_beam4"), ("chrF t17", "chrf_test2017_beam4"),
     ("CT2 int8 BLEU t16", "ct2_int8_bleu_test2016_beam4"), ("CT2 int8 BLEU t17", "ct2_int8_bleu_test2017_beam4"),
     ("CT2 int8 speed vs teacher CT2 int8", "speed_ct2_vs_teacher_ct2"),
+    ("same, batch 1", "speed_ct2_b1_vs_teacher_ct2_b1"),
     ("transformers speed vs teacher", "speed_hf_vs_teacher_hf"),
 ]
 TEST_KEYS = ("bleu_test2016_beam4", "bleu_test2017_beam4")
@@ -33,10 +34,10 @@ def _cell(value, fmt: str = "{:.2f}") -> str:
 
 def frontier_table(rows: list[dict]) -> str:
     columns = ["shape", "row", "starts from", "params", "bits", "file (MB)", "vs teacher file"]
-    columns += [name for name, _ in COLUMNS] + ["train (s)"]
+    columns += [name for name, _ in COLUMNS] + ["train (s)", "trained on"]
     cells = [[r["shape"], r["row"], r["start"], f"{r['params']:,}", _cell(r["bits"]), f"{r['file_mb']:.3f}",
               f"{r['vs_teacher_file']:.1f}x"] + [_cell(r["metrics"].get(key)) for _, key in COLUMNS]
-             + [_cell(r["train_seconds"], "{:.0f}")] for r in rows]
+             + [_cell(r["train_seconds"], "{:.0f}"), (r.get("trained_on") or "-").split(",")[0]] for r in rows]
     return table(columns, cells)
 
 
