@@ -136,3 +136,49 @@ def test_export_leaves_the_model_unchanged(tmp_path):
     export_ctranslate2(model, str(tmp_path / "ct2"), quantization="int8", tokenizer=tokenizer)
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_vocab_map_counts_and_shortlists(tmp_path):
+    from hfqd.export import count_cooccurrence, vocab_map_lines, write_vocab_map
+
+    raw, tokenizer, _ = tiny_corpus(120)
+    pairs = raw["train"]["translation"]
+    sources, targets = [p["en"] for p in pairs], [p["de"] for p in pairs]
+    stats = count_cooccurrence(sources, targets, tokenizer, chunk=50)  # chunks are merged
+    src = [set(ids) for ids in tokenizer(sources)["input_ids"]]
+    tgt = [set(ids) for ids in tokenizer(text_target=targets)["input_ids"]]
+    s, t = max(src[0]), max(tgt[0])
+    assert stats.source_counts[s] == sum(s in ids for ids in src)
+    key = (stats.pairs == s * stats.vocab_size + t).nonzero()
+    assert stats.pair_counts[key].item() == sum(s in a and t in b for a, b in zip(src, tgt))
+
+    lines = vocab_map_lines(stats, tokenizer, per_token=3, always=5)
+    assert lines[0].startswith("\t") and len(lines[0].split("\t")[1].split()) == 5
+    assert all(1 <= len(line.split("\t")[1].split()) <= 3 for line in lines[1:])
+    with pytest.raises(ValueError, match="misaligned"):
+        count_cooccurrence(sources, targets[:-1], tokenizer)
+    with pytest.raises(ValueError, match="No training pairs"):
+        count_cooccurrence([], [], tokenizer)
+
+    # A map that lists every token changes nothing; a one-candidate map confines the output to its candidates.
+    model, tokenizer = _fast_tokenizer_teacher(tmp_path / "model")
+    full = write_vocab_map(str(tmp_path / "full.txt"), sources, targets, tokenizer, per_token=10**6,
+                           always=len(tokenizer))
+    narrow = write_vocab_map(str(tmp_path / "narrow.txt"), sources, targets, tokenizer, per_token=1, always=0)
+    plain = export_ctranslate2(str(tmp_path / "model"), str(tmp_path / "plain"), "float32")
+    texts = {}
+    for name, vmap in (("full", full), ("narrow", narrow)):
+        folder = export_ctranslate2(str(tmp_path / "model"), str(tmp_path / name), "float32", vocab_map=vmap)
+        translator = ctranslate2.Translator(folder, intra_threads=1)
+        texts[name] = translate_ctranslate2(translator, tokenizer, SOURCES, 2, 1, 12, use_vmap=True)
+    texts["plain"] = translate_ctranslate2(ctranslate2.Translator(plain), tokenizer, SOURCES, 2, 1, 12)
+    assert texts["full"] == texts["plain"]
+    allowed = {tok for line in open(narrow).read().splitlines() for tok in line.split("\t")[1].split()}
+    narrow_ct2 = ctranslate2.Translator(str(tmp_path / "narrow"), intra_threads=1)
+    batch = [tokenizer.convert_ids_to_tokens(ids) for ids in tokenizer(SOURCES)["input_ids"]]
+    results = narrow_ct2.translate_batch(batch, beam_size=1, max_decoding_length=11, use_vmap=True)
+    produced = {tok for r in results for tok in r.hypotheses[0]}
+    assert produced
+    assert produced <= allowed | set(tokenizer.all_special_tokens)
+    with pytest.raises(FileNotFoundError, match="Vocabulary map"):
+        export_ctranslate2(str(tmp_path / "model"), str(tmp_path / "x"), vocab_map=str(tmp_path / "none.txt"))

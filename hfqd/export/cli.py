@@ -14,9 +14,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("output_dir", help="CTranslate2 folder to write (model, vocabulary, tokenizer files)")
     parser.add_argument("--quantization", default="int8", choices=QUANTIZATIONS, help="weight type (default int8)")
     parser.add_argument("--force", action="store_true", help="replace an existing output folder")
+    parser.add_argument("--vocab_map", help="vocabulary map to include (translate with use_vmap=True)")
     opts = parser.parse_args(argv)
     try:
-        out = export_ctranslate2(opts.source, opts.output_dir, opts.quantization, force=opts.force)
+        out = export_ctranslate2(opts.source, opts.output_dir, opts.quantization, force=opts.force,
+                                 vocab_map=opts.vocab_map)
     except (ImportError, ValueError, FileExistsError, OSError) as err:
         raise SystemExit(f"hfqd-export-ct2: {err}") from None
     print(f"Wrote {out} ({opts.quantization}). Translate with ctranslate2.Translator({out!r}).")

@@ -128,6 +128,7 @@ def export_ctranslate2(
     quantization: str = "int8",
     tokenizer=None,
     force: bool = False,
+    vocab_map: str | None = None,
 ) -> str:
     """Convert a translation model to a self-contained CTranslate2 folder; returns ``output_dir``.
 
@@ -139,16 +140,21 @@ def export_ctranslate2(
         quantization: CTranslate2 weight type, one of :data:`QUANTIZATIONS`.
         tokenizer: the model's tokenizer (required for an in-memory model; loaded from the source otherwise).
         force: replace an existing ``output_dir``.
+        vocab_map: a vocabulary map file (:func:`hfqd.export.write_vocab_map`) to include, so that translation
+            with ``use_vmap=True`` restricts the output layer to each batch's candidate tokens.
 
     Raises:
         ImportError: ctranslate2 is not installed (names the deploy extra).
         ValueError: unknown quantization, a model CTranslate2 cannot run, or tokenizer and model disagree.
         FileExistsError: ``output_dir`` exists and ``force`` is not set.
+        FileNotFoundError: ``vocab_map`` does not exist.
     """
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"Unknown quantization {quantization!r}; use one of {', '.join(QUANTIZATIONS)}.")
     if os.path.exists(output_dir) and not force:
         raise FileExistsError(f"{output_dir} exists; pass force=True (--force) to replace it.")
+    if vocab_map is not None and not os.path.isfile(vocab_map):
+        raise FileNotFoundError(f"Vocabulary map {vocab_map} not found; build one with hfqd.export.write_vocab_map.")
     ctranslate2, _ = _ctranslate2()
     model, tokenizer = _load(model_or_path, tokenizer)
     loader, notes = _loader(model, tokenizer)
@@ -160,7 +166,7 @@ def export_ctranslate2(
                 return loader(model, tokenizer)
 
     with atomic_directory(output_dir) as tmp:
-        InMemoryConverter().convert(tmp, quantization=quantization, force=True)
+        InMemoryConverter().convert(tmp, vmap=vocab_map, quantization=quantization, force=True)
         tokenizer.save_pretrained(tmp)
         info = {"quantization": quantization, "source": _describe(model_or_path), **notes}
         with open(os.path.join(tmp, EXPORT_INFO_NAME), "w") as f:
