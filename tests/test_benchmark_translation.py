@@ -189,7 +189,8 @@ def test_frontier_rows_trained_elsewhere_are_scored_without_training_again(works
     argv = [
         "--budget", "cpu", "--teacher", str(workspace / "teacher"), "--dataset_dir", str(workspace / "data"),
         "--output_dir", str(runs), "--results_dir", str(results), "--shapes", "d64-1+1-copy",
-        "--rows", "kd", "qd2", "pm2", "--extra_rows_shape", "none", "--kd_epochs", "3", "--kd_minutes", "1e-6",
+        "--rows", "kd", "qd2", "pm2", "qd2-scratch", "--extra_rows_shape", "none", "--kd_epochs", "3",
+        "--kd_minutes", "1e-6",
         "--quant_epochs", "1", "--validation_sentences", "10", "--timed_sentences", "8", "--speed_repeats", "1",
         "--max_length", "12", "--teacher_cache_dir", str(tmp_path / "cache"), "--per_device_train_batch_size", "32",
         "--bucket_size", "16", "--warmup_steps", "2", "--use_cpu", "true", "--plot", "false",
@@ -207,7 +208,9 @@ def test_frontier_rows_trained_elsewhere_are_scored_without_training_again(works
     script.main(*script.parse(argv))
     assert sorted(p.name for p in runs.rglob("checkpoint-*")) == checkpoints  # no training in the scoring run
     rows = {f.stem.split("__")[1]: json.loads(f.read_text()) for f in (results / "rows").glob("*.json")}
-    assert sorted(rows) == ["kd", "pm2", "qd2", "teacher"]
+    assert sorted(rows) == ["kd", "pm2", "qd2", "qd2-scratch", "teacher"]
+    assert rows["qd2-scratch"]["start"] == "teacher layers" and rows["qd2-scratch"]["bits"] == 2
+    assert rows["qd2-scratch"]["train_epochs"] == 1  # kd's time budget
     assert rows["kd"]["train_seconds"] == kd_record["train_seconds"]
     assert rows["qd2"]["bits"] == 2 and rows["qd2"]["start"] == "kd" and rows["qd2"]["trained_on"]
     assert rows["teacher"]["train_seconds"] is None and rows["pm2"]["train_seconds"] == 0

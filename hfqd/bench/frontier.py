@@ -8,7 +8,8 @@ run's output folder and retrained if a fresh machine lacks them.
 Rows per shape: `kd` (full precision, token-level distillation from the cached teacher, early stopping on
 validation BLEU), `qd4` / `qd2` (quantized distillation, starting from that `kd`), `pm4` / `pm2` (post-training
 quantization of that `kd`); for one shape also `qat2` (no teacher), `dq2` / `dq2-sgd` (learned points, AdamW or the
-paper's SGD) and `kdseq` (`kd` on the teacher's beam-search translations, with its distributions under them). Every
+paper's SGD), `kdseq` (`kd` on the teacher's beam-search translations, with its distributions under them) and
+`qd<b>-scratch` (quantized distillation from the shape's start with kd's budget, against `qd<b>` from kd). Every
 row is scored on the test sets with transformers (beam 4) and after an int8 CTranslate2 export, and timed against
 the teacher with both engines interleaved.
 """
@@ -107,11 +108,16 @@ class FrontierArguments:
                                                               "training them again."})
 
 
-ROW = re.compile(r"^(kd|kdseq|qd(\d)|pm(\d)|qat(\d)|dq(\d)(-sgd)?)$")
+ROW = re.compile(r"^(kd|kdseq|qd(\d)(-scratch)?|pm(\d)|qat(\d)|dq(\d)(-sgd)?)$")
 
 
 def _bits(row: str) -> int:
     return int(re.search(r"\d", row).group(0))
+
+
+def _starts_from_kd(row: str) -> bool:
+    """Rows trained from their shape's kd student (quantization-aware fine-tuning), not from the shape's start."""
+    return row not in ("kd", "kdseq") and not row.endswith("-scratch")
 
 
 @dataclass
@@ -187,8 +193,8 @@ class Frontier:
             rows = self.f.rows + (self.f.extra_rows if name == self.f.extra_rows_shape else [])
             for row in rows:
                 if ROW.match(row) is None:
-                    raise ValueError(f"Unknown frontier row {row!r}: kd, kdseq, qd<b>, pm<b>, qat<b>, dq<b>, "
-                                     "dq<b>-sgd.")
+                    raise ValueError(f"Unknown frontier row {row!r}: kd, kdseq, qd<b>, qd<b>-scratch, pm<b>, "
+                                     "qat<b>, dq<b>, dq<b>-sgd.")
             # kd first (the others start from it), then the post-training rows (minutes each), then the trained ones.
             order = sorted(dict.fromkeys(rows), key=lambda r: (r != "kd", not r.startswith("pm")))
             work += [(name, row) for row in order]
@@ -250,19 +256,21 @@ class Frontier:
         saved = Trained.load(folder, legacy=row == "kd")
         if saved is not None:
             return saved
-        if row in ("kd", "kdseq"):
-            trained = self._train_full_precision(shape, row)
-        else:
+        if _starts_from_kd(row):
             trained = self._train_from_kd(shape, row)
+        else:
+            trained = self._train_from_start(shape, row)
         trained.save(folder, self.tokenizer)
         return trained
 
-    def _train_full_precision(self, shape: Shape, row: str) -> "Trained":
-        """A full-precision student of ``shape`` distilled from the teacher: token-level (`kd`), or on the teacher's
-        beam-search translations with its distributions under them (`kdseq`, Kim & Rush's combination)."""
+    def _train_from_start(self, shape: Shape, row: str) -> "Trained":
+        """A student of ``shape`` distilled from the teacher from its first step: token-level (`kd`), on the
+        teacher's beam-search translations with its distributions under them (`kdseq`, Kim & Rush's combination),
+        or quantized throughout (`qd<b>-scratch`, the comparison for rows that start from kd), with kd's budget."""
         lr = self.f.copy_learning_rate if shape.copy else self.f.fresh_learning_rate
         mode = "sequence+token" if row == "kdseq" else "token"
-        return self._train(shape.build(self.teacher), shape, row, self.teacher, self.f.kd_minutes, bits=None,
+        bits = _bits(row) if row.endswith("-scratch") else None
+        return self._train(shape.build(self.teacher), shape, row, self.teacher, self.f.kd_minutes, bits=bits,
                            distillation_mode=mode, num_train_epochs=self.f.kd_epochs, learning_rate=lr)
 
     def _train_from_kd(self, shape: Shape, row: str) -> "Trained":
@@ -285,7 +293,7 @@ class Frontier:
         trained = self.trained(shape, row)
         if self.f.train_only:
             return None
-        start_from = "kd" if row not in ("kd", "kdseq") else "teacher layers" if shape.copy else "scratch"
+        start_from = "kd" if _starts_from_kd(row) else "teacher layers" if shape.copy else "scratch"
         return self.score(trained.model, shape.name, row, trained, start_from)
 
     def _quant_config(self, bits: int) -> QuantConfig:
