@@ -214,3 +214,22 @@ def test_frontier_rows_trained_elsewhere_are_scored_without_training_again(works
     assert rows["kd"]["train_seconds"] == kd_record["train_seconds"]
     assert rows["qd2"]["bits"] == 2 and rows["qd2"]["start"] == "kd" and rows["qd2"]["trained_on"]
     assert rows["teacher"]["train_seconds"] is None and rows["pm2"]["train_seconds"] == 0
+
+
+def test_frontier_targets_are_judged_on_the_rows():
+    from hfqd.bench.frontier_report import frontier_targets
+
+    def row(name, t16, t17, size_x, ct2_speed, ct2_vs_hf, ct2_t16=None, shape="d192-3+1"):
+        metrics = {"bleu_test2016_beam4": t16, "bleu_test2017_beam4": t17,
+                   "ct2_int8_bleu_test2016_beam4": t16 if ct2_t16 is None else ct2_t16,
+                   "ct2_int8_bleu_test2017_beam4": t17, "speed_ct2_vs_teacher_ct2": ct2_speed,
+                   "speed_ct2_vs_teacher_hf": ct2_vs_hf}
+        return {"shape": shape, "row": name, "vs_teacher_file": size_x, "metrics": metrics}
+
+    teacher = row("teacher", 36.0, 28.0, 1.0, 1.0, 4.0, shape="teacher")
+    good = [teacher, row("qd4", 35.5, 27.2, 10.5, 2.3, 16.0), row("qd2", 34.0, 26.0, 21.0, 2.5, 17.0)]
+    judged = {t["target"].split(":")[0]: t["met"] for t in frontier_targets(good)}
+    assert judged["qd4"] and judged["qd2"] and judged["best qd4 in CT2 int8"] and judged["best qd4"]
+    bad = [teacher, row("qd4", 35.5, 26.8, 10.5, 1.9, 14.0, ct2_t16=35.0), row("qd2", 34.0, 26.0, 19.0, 2.5, 17.0)]
+    judged = {t["target"].split(":")[0]: t["met"] for t in frontier_targets(bad)}
+    assert not any(judged.values())  # 1.2 BLEU behind on test2017, too slow, CT2 drifts 0.5, qd2 too big
