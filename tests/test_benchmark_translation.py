@@ -214,6 +214,8 @@ def test_frontier_rows_trained_elsewhere_are_scored_without_training_again(works
     assert rows["kd"]["train_seconds"] == kd_record["train_seconds"]
     assert rows["qd2"]["bits"] == 2 and rows["qd2"]["start"] == "kd" and rows["qd2"]["trained_on"]
     assert rows["teacher"]["train_seconds"] is None and rows["pm2"]["train_seconds"] == 0
+    card = (runs / "d64-1+1-copy" / "qd2" / "README.md").read_text()
+    assert f"Trained on {rows['qd2']['trained_on']}: 1 epoch in" in card
 
 
 def test_frontier_targets_are_judged_on_the_rows():

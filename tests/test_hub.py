@@ -30,9 +30,13 @@ def test_card_metadata_and_content(tmp_path):
 
 
 def test_card_leaves_local_paths_out_of_metadata(tmp_path):
-    card = make_model_card(_info(base_model=str(tmp_path), datasets=[str(tmp_path)], parent_model=None))
+    teacher = tmp_path / "sub" / ".." / "my-teacher"
+    teacher.mkdir(parents=True)
+    card = make_model_card(_info(base_model=str(teacher), datasets=[str(teacher)], parent_model=None))
     data = card.data.to_dict()
     assert "base_model" not in data and "datasets" not in data
+    # In the text a local teacher is named, not linked, and paths are written without "..".
+    assert "student of `my-teacher`" in card.content and "](/" not in card.content and "/../" not in card.content
 
 
 class _FakeApi:

@@ -38,7 +38,7 @@ from ..eval.report import table
 from ..hub import prepare_packed_student, save_packed
 from ..hub.card import CardInfo, make_model_card
 from ..quant import QuantConfig, huffman_size, is_quantized, model_size, quantize_
-from ..utils import atomic_write_text, git_commit, machine_description, run_header
+from ..utils import atomic_write_text, command_line, git_commit, machine_description, run_header
 
 logger = logging.getLogger(__name__)
 
@@ -331,7 +331,7 @@ class Frontier:
             "bits": size.code_bits_per_weight, "file_mb": file_mb, "huffman_mb": huffman,
             "vs_teacher_file": self.teacher_file_mb / file_mb, **(trained.record() if trained else Trained.NOT_TRAINED),
             "metrics": metrics,
-            **run_header("scripts/benchmark_translation.py --budget " + self.bench.budget, self.commit),
+            **run_header(command_line("scripts/benchmark_translation.py"), self.commit),
         }
         if huffman is not None:
             self._card(folder, result, size)
@@ -351,7 +351,7 @@ class Frontier:
         card = make_model_card(CardInfo(
             repo_id=f"{result['shape']}-{result['row']}", base_model=self.bench.teacher,
             datasets=[self.bench.dataset_dir], bits=result["bits"], bucket_size=config["bucket_size"],
-            method=method, results_markdown=f"Beam 4, sacreBLEU.\n\n{results}",
+            method=method, results_markdown=f"Beam 4, sacreBLEU.\n\n{results}{_training_note(result)}",
             file_bytes=os.path.getsize(os.path.join(folder, "model.safetensors")), theoretical_bytes=size.bits / 8,
             fp32_bytes=size.fp32_bits // 8, command=result["command"], language=["en", "de"],
             ctranslate2_folder="ctranslate2-int8",
@@ -411,6 +411,16 @@ class Frontier:
             "speed_ct2_vs_teacher_ct2_wall": rates["ct2"]["wall"] / rates["teacher_ct2"]["wall"],
             "threads": self.f.threads,
         }
+
+
+def _training_note(result: dict) -> str:
+    """Where and how long a row trained, for its model card."""
+    if not result.get("trained_on"):
+        return ""
+    epochs = result["train_epochs"]
+    return (f"\n\nTrained on {result['trained_on']}: {epochs:g} epoch{'' if epochs == 1 else 's'} in "
+            f"{result['train_seconds']:.0f} s, starting from {result['start']}; best validation BLEU (greedy) "
+            f"{result['best_validation_bleu_greedy']:.2f}.")
 
 
 class _threads:

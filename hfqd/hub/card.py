@@ -18,7 +18,7 @@ _TEMPLATE = """---
 
 # {title}
 
-A {bits}-bit student of [{base_model}]({base_link}), compressed with
+A {bits}-bit student of {teacher}, compressed with
 hfqd by {method_long} ([Polino, Pascanu & Alistarh, ICLR 2018](https://arxiv.org/abs/1802.05668)).
 Weights are stored bit-packed ({bits} bits per quantized weight, buckets of {bucket_size} values with one fp32
 minimum and scale each); biases and norms stay in fp32.{parent}
@@ -130,6 +130,13 @@ def _ctranslate2_section(info: "CardInfo") -> str:
     return _CT2_TEMPLATE.format(folder=info.ctranslate2_folder, kind=kind, repo_id=info.repo_id)
 
 
+def _teacher_reference(hub_id: str | None, base_model: str) -> str:
+    """A Hub teacher is linked; a local folder is named (its path means nothing to a reader of the card)."""
+    if hub_id:
+        return f"[{hub_id}](https://huggingface.co/{hub_id})"
+    return f"`{os.path.basename(os.path.normpath(base_model))}`"
+
+
 def bits_label(bits: float) -> str:
     """`4` for whole widths, `2.37` for the mean width of bit-allocated (learned-point) students."""
     return f"{bits:.2f}".rstrip("0").rstrip(".")
@@ -158,8 +165,7 @@ def make_model_card(info: CardInfo) -> ModelCard:
         card_data=data.to_yaml(),
         title=info.repo_id.split("/")[-1],
         bits=bits_label(info.bits),
-        base_model=info.base_model,
-        base_link=f"https://huggingface.co/{base}" if base else info.base_model,
+        teacher=_teacher_reference(base, info.base_model),
         method_long=_METHODS.get(info.method, info.method),
         bucket_size=info.bucket_size if info.bucket_size else "the whole tensor",
         parent=parent,
@@ -169,7 +175,7 @@ def make_model_card(info: CardInfo) -> ModelCard:
         fp32_bytes=info.fp32_bytes,
         ratio=info.fp32_bytes / info.file_bytes,
         command=info.command,
-        datasets=", ".join(info.datasets) or "not recorded",
+        datasets=", ".join(os.path.normpath(d) if os.path.exists(d) else d for d in info.datasets) or "not recorded",
         shadows=(
             "Full-precision shadow weights are saved beside the packed weights (`hfqd_shadows.safetensors`), so "
             "fine-tuning resumes from them."
