@@ -288,7 +288,9 @@ def run_frontier(bench: BenchmarkArguments, frontier: FrontierArguments, args: D
                  f"engines, sentences per CPU-second of the process (other load does not count), each row timed "
                  f"interleaved with the teacher ({frontier.speed_repeats} rounds, medians); wall-clock ratios in "
                  "the JSON",
-        "note": "each row was measured when it finished (its own commit, machine and date are in its file)",
+        "note": "each row was measured when it finished (its own commit, machine and date are in its file); rows "
+                "trained on another machine (--train_only there) record it, with their epochs and time, in "
+                "'trained on' and their file",
     })
     prefix = os.path.join(runner.results_dir, "frontier")
     markdown = write_frontier_report(runner.results_dir, prefix, header, plot=bench.plot)
