@@ -182,3 +182,5 @@ def test_vocab_map_counts_and_shortlists(tmp_path):
     assert produced <= allowed | set(tokenizer.all_special_tokens)
     with pytest.raises(FileNotFoundError, match="Vocabulary map"):
         export_ctranslate2(str(tmp_path / "model"), str(tmp_path / "x"), vocab_map=str(tmp_path / "none.txt"))
+    cli_main([str(tmp_path / "model"), str(tmp_path / "cli"), "--vocab_map", narrow])
+    assert (tmp_path / "cli" / "vmap.txt").read_text() == open(narrow).read()  # the map travels with the model
