@@ -152,9 +152,10 @@ class Trained:
         """The row saved in ``folder``, or `None`. ``legacy``: a kd folder saved before records existed (time
         unknown) counts too."""
         path = os.path.join(folder, cls.NAME)
-        if not os.path.isfile(path) and not (legacy and os.path.isfile(os.path.join(folder, "model.safetensors"))):
+        recorded = os.path.isfile(path)
+        if not recorded and not (legacy and os.path.isfile(os.path.join(folder, "model.safetensors"))):
             return None
-        record = json.loads(Path(path).read_text()) if os.path.isfile(path) else {}
+        record = json.loads(Path(path).read_text()) if recorded else {}
         model = AutoModelForSeq2SeqLM.from_pretrained(folder).eval()
         prepare_packed_student(model)  # a packed row becomes the quantized model it was, outputs unchanged
         return cls(model, record.get("train_seconds"), record.get("best_validation_bleu_greedy"),
