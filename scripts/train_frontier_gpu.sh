@@ -14,13 +14,14 @@ set -uo pipefail
 out=$1; shift
 mkdir -p "$out"
 budget_dir=runs/benchmark_translation_full_frontier
+start=$(mktemp)  # rows and states newer than this were trained by this run (runs beside it pack their own)
 python3 scripts/benchmark_translation.py --budget full_frontier --train_only true --output_dir "$budget_dir" "$@" \
     2>&1 | tee "$out/train.log"
 status=${PIPESTATUS[0]}
-# Whatever finished comes back, also after a failure or a time limit: a row folder is complete once its
-# hfqd_trained.json exists.
-rows=$(find "$budget_dir" -name hfqd_trained.json -printf '%h\n' 2>/dev/null | sort)
-states=$(find "$budget_dir" -path '*-run/checkpoint-*/trainer_state.json' 2>/dev/null | sort -V)
+# Whatever this run finished comes back, also after a failure or a time limit: a row folder is complete once its
+# hfqd_trained.json exists. Rows it started from (a carried kd) stay behind.
+rows=$(find "$budget_dir" -name hfqd_trained.json -newer "$start" -printf '%h\n' 2>/dev/null | sort)
+states=$(find "$budget_dir" -path '*-run/checkpoint-*/trainer_state.json' -newer "$start" 2>/dev/null | sort -V)
 if [ -n "$rows$states" ]; then
     tar cf - $rows $states | split -b 15M - "$out/rows.tar."
 fi
