@@ -2,6 +2,7 @@
 
 from .translation import (
     SpeedReport,
+    bleu_difference_p_value,
     corpus_scores,
     decode_speed,
     make_compute_metrics,
@@ -12,6 +13,7 @@ from .translation import (
 
 __all__ = [
     "SpeedReport",
+    "bleu_difference_p_value",
     "corpus_scores",
     "decode_speed",
     "make_compute_metrics",

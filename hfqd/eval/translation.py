@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import sacrebleu
 import torch
+from sacrebleu.significance import PairedTest
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -22,6 +23,18 @@ def corpus_scores(hypotheses: list[str], references: list[str]) -> dict[str, flo
         "bleu": sacrebleu.corpus_bleu(hypotheses, [references]).score,
         "chrf": sacrebleu.corpus_chrf(hypotheses, [references]).score,
     }
+
+
+def bleu_difference_p_value(baseline: list[str], system: list[str], references: list[str],
+                            samples: int = 1000) -> float:
+    """p-value of the BLEU difference between two systems on the same sentences (sacreBLEU's paired bootstrap
+    resampling, its fixed seed): how often resampled test sets show a difference at least as large by chance. A
+    difference with p well above 0.05 is within what the test set can tell apart."""
+    if not (len(baseline) == len(system) == len(references)):
+        raise ValueError(f"{len(baseline)} and {len(system)} hypotheses for {len(references)} references.")
+    test = PairedTest([("baseline", baseline), ("system", system)], {"BLEU": sacrebleu.metrics.BLEU()},
+                      [references], test_type="bs", n_samples=samples)
+    return float(test()[1]["BLEU"][1].p_value)
 
 
 def bleu_signature() -> str:
