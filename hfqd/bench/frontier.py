@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import re
 import time
@@ -102,6 +103,9 @@ class FrontierArguments:
     kd_minutes: float = field(default=0.0, metadata={"help": "End a kd row's training at the first epoch end after "
                                                              "this many minutes (0: no limit)."})
     quant_minutes: float = field(default=0.0, metadata={"help": "The same for rows trained from kd."})
+    evaluations_per_epoch: int = field(default=1, metadata={"help": "Validation BLEU evaluations (each one a "
+                                       "checkpoint) per epoch: on a slow machine, more of them let a time budget end "
+                                       "a row well before the epoch does."})
     train_only: bool = field(default=False, metadata={"help": "Train and save the trained rows without scoring "
                                                               "them (e.g. on a GPU machine); a later run without "
                                                               "this flag scores the saved models instead of "
@@ -223,11 +227,19 @@ class Frontier:
     def _train_args(self, shape: Shape, row: str, **overrides) -> DistillationArguments:
         out = os.path.join(self.args.output_dir, shape.name, f"{row}-run")
         return dataclasses.replace(
-            self.args, output_dir=out, eval_strategy="epoch", save_strategy="epoch", save_total_limit=2,
+            self.args, output_dir=out, **self._evaluation_schedule(), save_total_limit=2,
             load_best_model_at_end=True, metric_for_best_model="bleu", greater_is_better=True,
             predict_with_generate=True, generation_max_length=self.bench.max_length, generation_num_beams=1,
             push_to_hub=False, **overrides,
         )
+
+    def _evaluation_schedule(self) -> dict:
+        """Evaluate and checkpoint at each epoch end, or ``evaluations_per_epoch`` times an epoch."""
+        if self.f.evaluations_per_epoch <= 1:
+            return dict(eval_strategy="epoch", save_strategy="epoch")
+        batch = self.args.per_device_train_batch_size * self.args.gradient_accumulation_steps * self.args.world_size
+        steps = math.ceil(math.ceil(len(self.data.datasets["train"]) / batch) / self.f.evaluations_per_epoch)
+        return dict(eval_strategy="steps", eval_steps=steps, save_strategy="steps", save_steps=steps)
 
     def _train(self, model, shape: Shape, row: str, teacher, minutes: float = 0.0, **overrides) -> "Trained":
         args = self._train_args(shape, row, **overrides)
@@ -439,15 +451,15 @@ class _threads:
 
 
 class Deadline(TrainerCallback):
-    """Ends training at the first epoch end past a time budget (the epoch is still evaluated and the best epoch
+    """Ends training at the first evaluation past a time budget (that evaluation still counts and the best one is
     kept), so that a row fits a fixed slot of machine time."""
 
     def __init__(self, seconds: float, clock: "TrainingClock"):
         self.limit, self.clock = seconds, clock
 
-    def on_epoch_end(self, args, state, control, **kwargs):
+    def on_evaluate(self, args, state, control, **kwargs):
         if self.clock.seconds() >= self.limit:
-            logger.info(f"Training time budget of {self.limit / 60:g} min reached at epoch {state.epoch:g}.")
+            logger.info(f"Training time budget of {self.limit / 60:g} min reached at epoch {state.epoch:.3g}.")
             control.should_training_stop = True
 
 
