@@ -267,6 +267,15 @@ def write_report_files(rows, targets, header, bench: BenchmarkArguments, prefix:
                         {"targets": targets, "rows": [dataclasses.asdict(r) for r in rows]})
 
 
+def _evaluations(frontier: FrontierArguments) -> str:
+    n = frontier.evaluations_per_epoch
+    return "each epoch" if n <= 1 else f"{n} times an epoch"
+
+
+def _budget(minutes: float) -> str:
+    return f" or a {minutes:g}-minute budget (ended at the first validation past it)" if minutes else ""
+
+
 def run_frontier(bench: BenchmarkArguments, frontier: FrontierArguments, args: DistillationArguments) -> str:
     """Every (shape, row) of the frontier whose results file is missing, then the report over all of them."""
     runner = Frontier(frontier, bench, args, ROOT)
@@ -277,13 +286,14 @@ def run_frontier(bench: BenchmarkArguments, frontier: FrontierArguments, args: D
     header = run_header(command_line("scripts/benchmark_translation.py"), runner.commit, **{
         "budget": bench.budget,
         "data": f"{bench.dataset_dir}: train {bench.train_split}, model selection on {frontier.validation_split} "
-                f"({frontier.validation_sentences} sentences, greedy BLEU each epoch), test "
+                f"({frontier.validation_sentences} sentences, greedy BLEU {_evaluations(frontier)}), test "
                 + ", ".join(bench.test_splits),
         "teacher": bench.teacher,
         "training": f"kd rows: token-level KD from the cached teacher (top-{args.teacher_top_k}), at most "
-                    f"{frontier.kd_epochs:g} epochs, early stopping (patience {frontier.patience}) on validation BLEU, "
-                    f"best epoch kept; qd/qat/dq rows start from their shape's kd, at most {frontier.quant_epochs:g} "
-                    "epochs, same selection; pm rows quantize kd",
+                    f"{frontier.kd_epochs:g} epochs{_budget(frontier.kd_minutes)}, early stopping (patience "
+                    f"{frontier.patience} validations) on validation BLEU, best validation kept; qd/qat/dq rows start "
+                    f"from their shape's kd, at most {frontier.quant_epochs:g} epochs"
+                    f"{_budget(frontier.quant_minutes)}, same selection; pm rows quantize kd",
         "speed": f"greedy, batch 32, {frontier.timed_sentences} test sentences, {frontier.threads} thread(s) for both "
                  f"engines, sentences per CPU-second of the process (other load does not count), each row timed "
                  f"interleaved with the teacher ({frontier.speed_repeats} rounds, medians); wall-clock ratios in "

@@ -89,7 +89,7 @@ class FrontierArguments:
     validation_sentences: int = field(default=500, metadata={"help": "Validation sentences scored per epoch."})
     kd_epochs: float = field(default=12, metadata={"help": "Most epochs of a kd row (early stopping ends sooner)."})
     quant_epochs: float = field(default=4, metadata={"help": "Most epochs of a qd/qat/dq row."})
-    patience: int = field(default=2, metadata={"help": "Epochs without a better validation BLEU before stopping."})
+    patience: int = field(default=2, metadata={"help": "Validations without a better BLEU before stopping."})
     fresh_learning_rate: float = field(default=2e-3, metadata={"help": "Learning rate of fresh kd students."})
     copy_learning_rate: float = field(default=5e-4, metadata={"help": "Learning rate of layer-copied kd students."})
     quant_learning_rate: float = field(default=5e-4, metadata={"help": "Learning rate of rows starting from kd."})
@@ -100,7 +100,7 @@ class FrontierArguments:
     threads: int = field(default=1, metadata={"help": "Threads of both engines when scoring and timing."})
     results_dir: str = field(default="", metadata={"help": "Per-row results (default benchmarks/results/"
                                                            "frontier_{budget})."})
-    kd_minutes: float = field(default=0.0, metadata={"help": "End a kd row's training at the first epoch end after "
+    kd_minutes: float = field(default=0.0, metadata={"help": "End a kd row's training at the first validation after "
                                                              "this many minutes (0: no limit)."})
     quant_minutes: float = field(default=0.0, metadata={"help": "The same for rows trained from kd."})
     evaluations_per_epoch: int = field(default=1, metadata={"help": "Validation BLEU evaluations (each one a "
@@ -243,7 +243,7 @@ class Frontier:
 
     def _train(self, model, shape: Shape, row: str, teacher, minutes: float = 0.0, **overrides) -> "Trained":
         args = self._train_args(shape, row, **overrides)
-        # A row interrupted by the end of a session continues from its last complete epoch on the same machine;
+        # A row interrupted by the end of a session continues from its last complete checkpoint on the same machine;
         # its training time is carried in the checkpoint.
         resume = last_complete_checkpoint(args.output_dir)
         clock = TrainingClock(resume)
