@@ -305,6 +305,8 @@ def run_frontier(bench: BenchmarkArguments, frontier: FrontierArguments, args: D
     prefix = os.path.join(runner.results_dir, "frontier")
     markdown = write_frontier_report(runner.results_dir, prefix, header, plot=bench.plot)
     print("\n" + markdown)
+    if frontier.push_row:
+        print(runner.push())
     return markdown
 
 

@@ -182,7 +182,7 @@ def test_frontier_rows_land_one_file_each_and_a_rerun_skips_them(workspace, tmp_
 
 
 @pytest.mark.slow
-def test_frontier_rows_trained_elsewhere_are_scored_without_training_again(workspace, tmp_path):
+def test_frontier_rows_trained_elsewhere_are_scored_without_training_again(workspace, tmp_path, capsys):
     """`--train_only` (a GPU machine) saves trained rows with their record; a later run (the CPU) only scores them.
     A time budget ends training at the first evaluation past it (here two evaluations an epoch)."""
     pytest.importorskip("ctranslate2")
@@ -218,6 +218,20 @@ def test_frontier_rows_trained_elsewhere_are_scored_without_training_again(works
     assert rows["teacher"]["train_seconds"] is None and rows["pm2"]["train_seconds"] == 0
     card = (runs / "d64-1+1-copy" / "qd2" / "README.md").read_text()
     assert f"Trained on {rows['qd2']['trained_on']}: 1 epoch in" in card  # no budget for rows from kd here
+
+    # The scored row, its card and its CTranslate2 export, listed for the Hub without a network.
+    capsys.readouterr()
+    script.main(*script.parse(argv + ["--push_row", "d64-1+1-copy/qd2", "--hub_model_id", "me/qd2-student",
+                                      "--hub_dry_run", "true"]))
+    listing = capsys.readouterr().out
+    assert "to me/qd2-student:" in listing
+    for name in ("model.safetensors", "README.md", "config.json", "ctranslate2-int8/model.bin"):
+        assert f"  {name}\n" in listing
+    for bad in (["--push_row", "d64-1+1-copy/kd", "--hub_model_id", "me/x"],  # fp32 kd: saved without a card
+                ["--push_row", "d64-1+1-copy/qd3", "--hub_model_id", "me/x"],  # never scored
+                ["--push_row", "d64-1+1-copy/qd2"]):  # no repository
+        with pytest.raises((ValueError, FileNotFoundError), match="push_row|model card"):
+            script.main(*script.parse(argv + bad + ["--hub_dry_run", "true"]))
 
 
 def test_frontier_targets_are_judged_on_the_rows():

@@ -36,7 +36,7 @@ from ..eval.deploy import ctranslate2_peak_rss_mb, folder_megabytes, interleaved
 from ..eval.translation import corpus_scores, make_compute_metrics, translate, translate_ctranslate2
 from ..export import export_ctranslate2
 from ..eval.report import table
-from ..hub import prepare_packed_student, save_packed
+from ..hub import prepare_packed_student, push_folder, save_packed
 from ..hub.card import CardInfo, make_model_card
 from ..quant import QuantConfig, huffman_size, is_quantized, model_size, quantize_
 from ..utils import atomic_write_text, command_line, git_commit, machine_description, run_header
@@ -106,6 +106,10 @@ class FrontierArguments:
     evaluations_per_epoch: int = field(default=1, metadata={"help": "Validation BLEU evaluations (each one a "
                                        "checkpoint) per epoch: on a slow machine, more of them let a time budget end "
                                        "a row well before the epoch does."})
+    push_row: str = field(default="", metadata={"help": "After scoring, push this saved row (SHAPE/ROW, e.g. "
+                          "d192-3+1/qd4: packed weights, model card, CTranslate2 export) to --hub_model_id."})
+    hub_dry_run: bool = field(default=False, metadata={"help": "With --push_row: list the repository and every file "
+                              "that would be uploaded, sending nothing."})
     train_only: bool = field(default=False, metadata={"help": "Train and save the trained rows without scoring "
                                                               "them (e.g. on a GPU machine); a later run without "
                                                               "this flag scores the saved models instead of "
@@ -187,6 +191,10 @@ class Frontier:
         self.data = tokenize_translation(raw, self.tokenizer, "en", "de", bench.max_length, bench.max_length)
         self.teacher_file_mb = os.path.getsize(os.path.join(bench.teacher, "model.safetensors")) / 1e6
         self.teacher_ct2 = os.path.join(args.output_dir, "teacher", "ctranslate2-int8")
+        if frontier.push_row:  # a bad push request fails before hours of training, not after
+            if frontier.push_row.count("/") != 1 or not args.hub_model_id or frontier.train_only:
+                raise ValueError(f"--push_row {frontier.push_row!r}: give SHAPE/ROW (e.g. d192-3+1/qd4) with "
+                                 "--hub_model_id, in a run that scores (not --train_only).")
 
     # ---- running rows ----
 
@@ -223,6 +231,18 @@ class Frontier:
             os.makedirs(os.path.dirname(path), exist_ok=True)
             atomic_write_text(path, json.dumps(result, indent=2))
             logger.info(f"{shape} {row}: {json.dumps(result['metrics'])}")
+
+    def push(self) -> str:
+        """Upload ``--push_row``'s folder (scored, so its model card holds its metrics) to ``--hub_model_id``."""
+        shape, _, row = self.f.push_row.partition("/")
+        if not os.path.isfile(self.result_path(shape, row)):
+            raise ValueError(f"--push_row {self.f.push_row}: no scored row {shape} {row} in {self.results_dir}; "
+                             "name a row this budget has scored (SHAPE/ROW, e.g. d192-3+1/qd4).")
+        folder = self._folder(shape, row)
+        if not os.path.isfile(os.path.join(folder, "README.md")):
+            raise FileNotFoundError(f"{folder} has no model card: only saved quantized rows can be pushed.")
+        return push_folder(folder, self.args.hub_model_id, private=self.args.hub_private_repo,
+                           token=self.args.hub_token, dry_run=self.f.hub_dry_run)
 
     def _train_args(self, shape: Shape, row: str, **overrides) -> DistillationArguments:
         out = os.path.join(self.args.output_dir, shape.name, f"{row}-run")
