@@ -146,6 +146,26 @@ def test_an_interrupted_build_resumes(corpus, tmp_path, monkeypatch):
     assert cache[:] == fresh[:]
 
 
+def test_two_runs_building_one_cache_at_once_both_finish(tmp_path):
+    """A second run (another job on the same machine) may finish a shard between this run's check and its rename;
+    the shard is the same (the key is the content), so this run keeps it instead of crashing."""
+    from datasets import Dataset
+
+    from hfqd.distill.shards import build_in_shards, shard_path
+
+    root = str(tmp_path / "cache")
+
+    def make_shard(start, end):
+        shard = Dataset.from_dict({"x": list(range(start, end))})
+        if start == 4:  # the other run lands this shard first
+            shard.save_to_disk(shard_path(root, 1))
+        return shard
+
+    built = build_in_shards(root, 10, make_shard, shard_size=4, desc="test")
+    assert built["x"] == list(range(10))
+    assert sorted(os.listdir(root)) == [os.path.basename(shard_path(root, i)) for i in range(3)]  # no temp left
+
+
 def test_refusals(corpus, tmp_path, monkeypatch):
     _, tokenizer, data = corpus
     teacher, _ = tiny_pair(len(tokenizer))

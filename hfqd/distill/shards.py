@@ -26,6 +26,16 @@ def shard_path(root: str, index: int) -> str:
     return os.path.join(root, f"{SHARD_PREFIX}{index:05d}")
 
 
+def _publish(tmp: str, path: str) -> None:
+    """Rename a finished shard into place. If another run building the same cache (its key is its content, so the
+    shard is the same) got there first, the rename finds a full folder: keep that one."""
+    try:
+        os.replace(tmp, path)
+    except OSError:
+        if not os.path.isdir(path):
+            raise
+
+
 def build_in_shards(
     root: str,
     n_examples: int,
@@ -55,7 +65,7 @@ def build_in_shards(
         tmp = tempfile.mkdtemp(dir=root, prefix=".tmp-")
         try:
             shard.save_to_disk(tmp)
-            os.replace(tmp, shard_path(root, index))
+            _publish(tmp, shard_path(root, index))
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     state.wait_for_everyone()
