@@ -13,6 +13,12 @@
 #   - d192-3+1 qd2 with buckets of 128 at seeds 1 and 2: whether the 2-bit target survives reruns;
 #   - d192-3+1 dq2 with 8 minutes (round 3's 5 gave it two epochs: bit allocation makes its steps slow).
 # Then, on the CPU: the scoring commands in gpu_logs/COMMANDS.md with the same shapes, rows and flags.
+# The device call that ran round 3 (carry [".gpu"], .gpu/d192kd being the kd row without its CT2 folder):
+#   python3 -m pip install -q --no-index --no-deps --target /tmp/site .gpu/whl/*.whl .gpu/whl52/*.whl
+#   export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
+#   mkdir -p runs/benchmark_translation_full_frontier/d192-3+1
+#   cp -rp .gpu/d192kd runs/benchmark_translation_full_frontier/d192-3+1/kd
+#   END=515 scripts/train_frontier_gpu_next.sh $OUT/next
 set -u
 out=$1; shift
 mkdir -p "$out"
