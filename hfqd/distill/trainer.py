@@ -128,7 +128,8 @@ class QuantizedDistillationTrainer(Seq2SeqTrainer):
         self._quantize_student()
         if args.uses_teacher_targets and self.train_dataset is not None:
             with self.args.main_process_first(desc="teacher translations"):
-                self.train_dataset = with_teacher_targets(self.teacher_model, self.train_dataset, args)
+                self.train_dataset = with_teacher_targets(self.teacher_model, self.train_dataset, args,
+                                                          tokenizer=self.processing_class)
         if args.teacher_cache_dir and args.uses_teacher and self.train_dataset is not None:
             self._use_teacher_cache()
 

@@ -144,7 +144,8 @@ def translate_ctranslate2(
     detokenization, so that both engines are scored and timed on equal terms.
 
     transformers' ``max_new_tokens`` counts the end token (Marian forces it at the limit), CTranslate2's
-    ``max_decoding_length`` does not: one less token is asked of CTranslate2, so both stop at the same place.
+    ``max_decoding_length`` does not: one less token is asked of CTranslate2, so both stop at the same place. Its
+    default minimum length (1) is lifted, as transformers may end at the first step too.
     ``use_vmap`` restricts the output layer to the vocabulary map exported with the model (see
     :mod:`hfqd.export.vocab_map`). ``patience`` is CTranslate2's beam stopping factor: its default 1 ends the
     search once ``num_beams`` hypotheses have ended, earlier than transformers' default; 2 searches about as far
@@ -157,8 +158,8 @@ def translate_ctranslate2(
         ids = tokenizer([sources[i] for i in idx], truncation=True, max_length=max_source_length)["input_ids"]
         results = translator.translate_batch(
             [tokenizer.convert_ids_to_tokens(x) for x in ids], beam_size=num_beams,
-            max_decoding_length=max_new_tokens - 1, max_batch_size=batch_size, use_vmap=use_vmap,
-            patience=patience,
+            max_decoding_length=max_new_tokens - 1, min_decoding_length=0, max_batch_size=batch_size,
+            use_vmap=use_vmap, patience=patience,
         )
         for i, result in zip(idx, results):
             target = tokenizer.convert_tokens_to_ids(result.hypotheses[0])
