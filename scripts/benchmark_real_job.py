@@ -2,13 +2,15 @@
 
     python scripts/benchmark_real_job.py                          # every part (about 20 minutes on 2 CPU cores)
     python scripts/benchmark_real_job.py --parts fullsize --steps 3
+    python scripts/benchmark_real_job.py --parts seqkd --output benchmarks/results/real_job_seqkd_engines
 
 Each part runs in its own process, so each peak RSS is that part's alone:
 - `data`: a 1M-pair corpus of WMT sentence length (Multi30k training pairs joined two by two, written as an Arrow
   dataset on disk), loaded as the recipe loads `--dataset PATH` and tokenized by `tokenize_translation`: time and
   peak RSS (target: under 3 GB).
 - `seqkd`: the shared Multi30k teacher's beam-4 translations of some of those sentences through
-  `with_teacher_targets` (sharded, written as they go): sentences/s.
+  `with_teacher_targets` (sharded, written as they go), with each `--seqkd_engines` (transformers, and a float32
+  CTranslate2 export of the teacher): sentences/s, and the share of targets identical to transformers'.
 - `fullsize`: a random Marian of opus-mt-en-de's shape (6+6 layers, d_model 512, 58,101 tokens) as the teacher of a
   6+1 layer-copied 4-bit student; token-level KD training steps with the live teacher and from the teacher cache
   (top-16; built first, timed): step time, target tokens/s, peak RSS.
@@ -92,6 +94,7 @@ def token_count(dataset, column: str) -> int:
 
 
 def part_seqkd(opts) -> dict:
+    import torch
     from datasets import Dataset
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
@@ -105,12 +108,17 @@ def part_seqkd(opts) -> dict:
     dataset = Dataset.from_dict({"input_ids": enc["input_ids"], "labels": enc["input_ids"]})
     args = DistillationArguments(output_dir=os.path.join(opts.work, "seqkd-run"), report_to="none",
                                  sequence_num_beams=4, sequence_batch_size=opts.seqkd_batch_size,
+                                 sequence_engine=opts.seqkd_engine,
                                  sequence_cache_dir=os.path.join(opts.work, "seqkd-cache"), use_cpu=True)
-    start = time.perf_counter()
-    targets = with_teacher_targets(teacher, dataset, args, shard_size=opts.seqkd_sentences // 4)
+    start = time.perf_counter()  # the CTranslate2 engine's export of the teacher is inside the timing
+    targets = with_teacher_targets(teacher, dataset, args, shard_size=opts.seqkd_sentences // 4,
+                                   tokenizer=tokenizer)
     seconds = time.perf_counter() - start
     rate = len(targets) / seconds
-    return {"sentences": len(targets), "beams": 4, "batch_size": opts.seqkd_batch_size, "seconds": seconds,
+    with open(os.path.join(opts.work, f"seqkd-{opts.seqkd_engine}.json"), "w") as f:
+        json.dump(targets["labels"][:], f)
+    return {"engine": opts.seqkd_engine, "threads": torch.get_num_threads(),
+            "sentences": len(targets), "beams": 4, "batch_size": opts.seqkd_batch_size, "seconds": seconds,
             "sentences_per_second": rate, "teacher": "shared Multi30k Marian (7.7M parameters)",
             "extrapolated_hours_1m": 1e6 / rate / 3600, "extrapolated_hours_4_5m": WMT16_PAIRS / rate / 3600,
             "peak_rss_mb": peak_rss_mb()}
@@ -202,6 +210,20 @@ def run_part(name: str, opts, extra: list[str]) -> dict:
     return result
 
 
+def same_targets(rows: list[dict], work: str) -> None:
+    """Add each engine's share of targets identical to transformers' (when both engines ran)."""
+    def labels(engine):
+        with open(os.path.join(work, f"seqkd-{engine}.json")) as f:
+            return json.load(f)
+
+    if "transformers" not in [row["engine"] for row in rows]:
+        return
+    reference = labels("transformers")
+    for row in rows:
+        ours = labels(row["engine"])
+        row["same_as_transformers"] = sum(a == b for a, b in zip(ours, reference)) / len(reference)
+
+
 def report(results: dict, opts) -> str:
     from hfqd.eval.report import table, write_report
     from hfqd.utils import command_line, git_commit, run_header
@@ -219,11 +241,14 @@ def report(results: dict, opts) -> str:
               f"{d['source_tokens']:,} / {d['target_tokens']:,}", f"{d['peak_rss_mb']:.0f}",
               f"{d['extrapolated_tokenize_seconds_4_5m'] / 60:.0f}")]))
     if "seqkd" in results:
-        s = results["seqkd"]
         sections.append("## Sequence-level KD targets (beam 4, shared teacher)\n\n" + table(
-            ["sentences", "batch", "sentences/s", "1M pairs (h)", "4.5M pairs (h)", "peak RSS (MB)"],
-            [(s["sentences"], s["batch_size"], f"{s['sentences_per_second']:.1f}",
-              f"{s['extrapolated_hours_1m']:.1f}", f"{s['extrapolated_hours_4_5m']:.1f}", f"{s['peak_rss_mb']:.0f}")]))
+            ["engine", "sentences", "batch", "threads", "sentences/s", "same targets as transformers",
+             "1M pairs (h)", "4.5M pairs (h)", "peak RSS (MB)"],
+            [(s.get("engine", "transformers"), s["sentences"], s["batch_size"], s.get("threads", ""),
+              f"{s['sentences_per_second']:.1f}",
+              "" if s.get("same_as_transformers") is None else f"{100 * s['same_as_transformers']:.1f}%",
+              f"{s['extrapolated_hours_1m']:.1f}", f"{s['extrapolated_hours_4_5m']:.1f}", f"{s['peak_rss_mb']:.0f}")
+             for s in results["seqkd"]]))
     full = [results[k] for k in ("fullsize-live", "fullsize-cached") if k in results]
     if full:
         sections.append("## Full size: opus-mt-en-de's shape, 6+1 copied 4-bit student, token-level KD\n\n" + table(
@@ -241,6 +266,9 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=1_000_000)
     parser.add_argument("--seqkd_sentences", type=int, default=1024)
     parser.add_argument("--seqkd_batch_size", type=int, default=64)
+    parser.add_argument("--seqkd_engines", nargs="+", default=["transformers", "ctranslate2"],
+                        choices=["transformers", "ctranslate2"], help="Engines of the teacher's beam search.")
+    parser.add_argument("--seqkd_engine", default="transformers", help=argparse.SUPPRESS)
     parser.add_argument("--batch_size", type=int, default=32, help="Sentences per full-size KD step.")
     parser.add_argument("--length", type=int, default=30, help="Tokens per sentence, each side (WMT average).")
     parser.add_argument("--steps", type=int, default=4, help="Timed full-size steps (after one warm-up step).")
@@ -265,6 +293,10 @@ def main() -> None:
             if name == "fullsize":
                 for mode in ("live", "cached"):
                     results[f"fullsize-{mode}"] = run_part(name, opts, common + ["--mode", mode])
+            elif name == "seqkd":
+                results[name] = [run_part(name, opts, common + ["--seqkd_engine", engine])
+                                 for engine in opts.seqkd_engines]
+                same_targets(results[name], opts.work)
             else:
                 results[name] = run_part(name, opts, common)
     finally:
