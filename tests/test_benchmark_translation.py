@@ -153,6 +153,7 @@ def test_frontier_rows_land_one_file_each_and_a_rerun_skips_them(workspace, tmp_
     assert rows["qd2"]["start"] == rows["pm2"]["start"] == "kd"
     assert rows["kd"]["start"] == rows["kdseq"]["start"] == "teacher layers"
     assert any((tmp_path / "seqkd").iterdir())  # kdseq trained on the teacher's translations
+    assert rows["kdseq"]["setup_seconds"] > 0 and rows["pm2"]["setup_seconds"] is None
     assert rows["qd2"]["file_mb"] < rows["kd"]["file_mb"] and rows["qd2"]["bits"] == 2
     assert rows["qd2"]["best_validation_bleu_greedy"] is not None and rows["pm2"]["train_seconds"] == 0
     for row in ("qd2", "pm2"):  # quantized rows are saved packed with a model card
@@ -232,6 +233,26 @@ def test_frontier_rows_trained_elsewhere_are_scored_without_training_again(works
                 ["--push_row", "d64-1+1-copy/qd2"]):  # no repository
         with pytest.raises((ValueError, FileNotFoundError), match="push_row|model card"):
             script.main(*script.parse(argv + bad + ["--hub_dry_run", "true"]))
+
+
+def test_training_clock_leaves_the_teachers_work_out():
+    """The teacher's work before training (its cache, its translations) neither counts as training nor uses up a
+    row's time budget; it is measured apart."""
+    import time
+
+    from hfqd.bench.frontier import Deadline, TrainingClock
+    from transformers import TrainerControl, TrainerState
+
+    clock = TrainingClock(None)
+    deadline = Deadline(0.5, clock)
+    time.sleep(0.6)  # the teacher's work
+    clock.on_train_begin(None, None, None)
+    control = TrainerControl()
+    deadline.on_evaluate(None, TrainerState(epoch=0.25), control)
+    assert not control.should_training_stop and clock.seconds() < 0.5 and clock.setup_seconds >= 0.6
+    time.sleep(0.5)
+    deadline.on_evaluate(None, TrainerState(epoch=0.5), control)
+    assert control.should_training_stop
 
 
 def test_frontier_targets_are_judged_on_the_rows():

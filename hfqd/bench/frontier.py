@@ -138,13 +138,15 @@ class Trained:
     best_validation_bleu: float | None
     epochs: float | None
     machine: str | None
+    setup_seconds: float | None = None  # the teacher's work before training (cache, sequence-level targets)
 
     NAME = "hfqd_trained.json"
     NOT_TRAINED = {"train_seconds": None, "best_validation_bleu_greedy": None}
 
     def record(self) -> dict:
-        return {"train_seconds": self.seconds, "best_validation_bleu_greedy": self.best_validation_bleu,
-                "train_epochs": self.epochs, "trained_on": self.machine}
+        return {"train_seconds": self.seconds, "setup_seconds": self.setup_seconds,
+                "best_validation_bleu_greedy": self.best_validation_bleu, "train_epochs": self.epochs,
+                "trained_on": self.machine}
 
     def save(self, folder: str, tokenizer) -> None:
         """Weights first (packed when quantized), then the record: a folder with a record is complete."""
@@ -167,7 +169,7 @@ class Trained:
         model = AutoModelForSeq2SeqLM.from_pretrained(folder).eval()
         prepare_packed_student(model)  # a packed row becomes the quantized model it was, outputs unchanged
         return cls(model, record.get("train_seconds"), record.get("best_validation_bleu_greedy"),
-                   record.get("train_epochs"), record.get("trained_on"))
+                   record.get("train_epochs"), record.get("trained_on"), record.get("setup_seconds"))
 
 
 class Frontier:
@@ -273,7 +275,7 @@ class Frontier:
         trainer = _trainer_with(model, teacher, self.tokenizer, self.data, args, *callbacks)
         trainer.train(resume_from_checkpoint=resume)
         return Trained(trainer.model.cpu().eval(), clock.seconds(), trainer.state.best_metric,
-                       trainer.state.epoch, machine_description())
+                       trainer.state.epoch, machine_description(), clock.setup_seconds)
 
     def _folder(self, shape: str, row: str) -> str:
         return os.path.join(self.args.output_dir, shape, row)
@@ -484,17 +486,27 @@ class Deadline(TrainerCallback):
 
 
 class TrainingClock(TrainerCallback):
-    """Wall-clock training seconds, written into every checkpoint so that a resumed row reports its whole time."""
+    """Wall-clock training seconds, written into every checkpoint so that a resumed row reports its whole time.
+
+    It starts with training, so that the teacher's one-off work before it (building the teacher cache or the
+    sequence-level targets, or loading them) neither counts nor eats into a row's time budget; that work is
+    measured apart (`setup_seconds`)."""
 
     NAME = "hfqd_train_seconds.txt"
 
     def __init__(self, resume_from: str | None):
         path = os.path.join(resume_from, self.NAME) if resume_from else ""
         self.before = float(Path(path).read_text()) if path and os.path.isfile(path) else 0.0
+        self.created = time.perf_counter()
+        self.start: float | None = None
+        self.setup_seconds = 0.0
+
+    def on_train_begin(self, args, state, control, **kwargs):
         self.start = time.perf_counter()
+        self.setup_seconds = self.start - self.created
 
     def seconds(self) -> float:
-        return self.before + time.perf_counter() - self.start
+        return self.before + (time.perf_counter() - self.start if self.start is not None else 0.0)
 
     def on_save(self, args, state, control, **kwargs):
         folder = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
