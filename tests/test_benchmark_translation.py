@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from hfqd.bench.frontier import ROW
 
@@ -137,7 +138,12 @@ def test_frontier_rows_land_one_file_each_and_a_rerun_skips_them(workspace, tmp_
         "--teacher_cache_dir", str(tmp_path / "cache"), "--per_device_train_batch_size", "32", "--bucket_size", "16",
         "--warmup_steps", "2", "--use_cpu", "true", "--plot", str(_installed("matplotlib")).lower(),
     ]
-    script.main(*script.parse(argv))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # scoring loads one-thread CTranslate2 models between rows; training keeps these 2
+    try:
+        script.main(*script.parse(argv))
+    finally:
+        torch.set_num_threads(threads)
 
     files = sorted((results / "rows").glob("*.json"))
     assert [f.stem for f in files] == ["d64-1+1-copy__kd", "d64-1+1-copy__kdseq", "d64-1+1-copy__pm2",
@@ -154,6 +160,7 @@ def test_frontier_rows_land_one_file_each_and_a_rerun_skips_them(workspace, tmp_
     assert rows["kd"]["start"] == rows["kdseq"]["start"] == "teacher layers"
     assert any((tmp_path / "seqkd").iterdir())  # kdseq trained on the teacher's translations
     assert rows["kdseq"]["setup_seconds"] > 0 and rows["pm2"]["setup_seconds"] is None
+    assert [rows[r]["train_threads"] for r in ("kd", "qd2", "kdseq")] == [2, 2, 2]
     assert rows["qd2"]["file_mb"] < rows["kd"]["file_mb"] and rows["qd2"]["bits"] == 2
     assert rows["qd2"]["best_validation_bleu_greedy"] is not None and rows["pm2"]["train_seconds"] == 0
     for row in ("qd2", "pm2"):  # quantized rows are saved packed with a model card
@@ -233,6 +240,30 @@ def test_frontier_rows_trained_elsewhere_are_scored_without_training_again(works
                 ["--push_row", "d64-1+1-copy/qd2"]):  # no repository
         with pytest.raises((ValueError, FileNotFoundError), match="push_row|model card"):
             script.main(*script.parse(argv + bad + ["--hub_dry_run", "true"]))
+
+
+def test_scoring_gives_the_threads_back(tmp_path):
+    """Loading a CTranslate2 model sets the process's OpenMP threads to the translator's count; the frontier loads
+    its translators inside its timing thread count, whose exit restores the threads training runs with."""
+    ctranslate2 = pytest.importorskip("ctranslate2")
+    from hfqd import export_ctranslate2
+    from hfqd.bench.frontier import _threads
+
+    from .helpers import tiny_corpus, tiny_pair
+
+    _, tokenizer, _ = tiny_corpus(50)
+    model, _ = tiny_pair(len(tokenizer))
+    folder = export_ctranslate2(model, str(tmp_path / "ct2"), "int8", tokenizer)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        with _threads(1):
+            translator = ctranslate2.Translator(folder, intra_threads=1)
+            translator.translate_batch([tokenizer.convert_ids_to_tokens(tokenizer("A dog .")["input_ids"])],
+                                       max_decoding_length=8)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_training_clock_leaves_the_teachers_work_out():

@@ -139,6 +139,7 @@ class Trained:
     epochs: float | None
     machine: str | None
     setup_seconds: float | None = None  # the teacher's work before training (cache, sequence-level targets)
+    threads: int | None = None  # torch threads it trained with
 
     NAME = "hfqd_trained.json"
     NOT_TRAINED = {"train_seconds": None, "best_validation_bleu_greedy": None}
@@ -146,7 +147,7 @@ class Trained:
     def record(self) -> dict:
         return {"train_seconds": self.seconds, "setup_seconds": self.setup_seconds,
                 "best_validation_bleu_greedy": self.best_validation_bleu, "train_epochs": self.epochs,
-                "trained_on": self.machine}
+                "trained_on": self.machine, "train_threads": self.threads}
 
     def save(self, folder: str, tokenizer) -> None:
         """Weights first (packed when quantized), then the record: a folder with a record is complete."""
@@ -169,7 +170,8 @@ class Trained:
         model = AutoModelForSeq2SeqLM.from_pretrained(folder).eval()
         prepare_packed_student(model)  # a packed row becomes the quantized model it was, outputs unchanged
         return cls(model, record.get("train_seconds"), record.get("best_validation_bleu_greedy"),
-                   record.get("train_epochs"), record.get("trained_on"), record.get("setup_seconds"))
+                   record.get("train_epochs"), record.get("trained_on"), record.get("setup_seconds"),
+                   record.get("train_threads"))
 
 
 class Frontier:
@@ -177,6 +179,9 @@ class Frontier:
 
     def __init__(self, frontier: FrontierArguments, bench, args: DistillationArguments, root: str):
         self.f, self.bench, self.args, self.root = frontier, bench, args, root
+        # CTranslate2 sets the process's OpenMP threads to its own count when it loads a model (1 for the timings):
+        # training after a scored row must get the process's threads back, or it runs on one core.
+        self.train_threads = torch.get_num_threads()
         self.results_dir = frontier.results_dir or os.path.join(root, "benchmarks", "results",
                                                                 f"frontier_{bench.budget}")
         self.commit = git_commit(root)
@@ -272,10 +277,12 @@ class Frontier:
         callbacks = [EarlyStoppingCallback(early_stopping_patience=self.f.patience), clock]
         if minutes:
             callbacks.append(Deadline(60 * minutes, clock))
-        trainer = _trainer_with(model, teacher, self.tokenizer, self.data, args, *callbacks)
-        trainer.train(resume_from_checkpoint=resume)
+        with _threads(self.train_threads):
+            trainer = _trainer_with(model, teacher, self.tokenizer, self.data, args, *callbacks)
+            trainer.train(resume_from_checkpoint=resume)
+            threads = torch.get_num_threads()
         return Trained(trainer.model.cpu().eval(), clock.seconds(), trainer.state.best_metric,
-                       trainer.state.epoch, machine_description(), clock.setup_seconds)
+                       trainer.state.epoch, machine_description(), clock.setup_seconds, threads)
 
     def _folder(self, shape: str, row: str) -> str:
         return os.path.join(self.args.output_dir, shape, row)
@@ -397,8 +404,8 @@ class Frontier:
         import ctranslate2
 
         metrics = {}
-        translator = ctranslate2.Translator(ct2, intra_threads=self.f.threads)
         with _threads(self.f.threads):
+            translator = ctranslate2.Translator(ct2, intra_threads=self.f.threads)
             for split in self.bench.test_splits:
                 sources, refs = self.data.sources[split], self.data.references[split]
                 beams, length = self.bench.eval_beams, self.bench.max_length
@@ -419,8 +426,6 @@ class Frontier:
         length = self.bench.max_length
         if not os.path.isfile(os.path.join(self.teacher_ct2, "model.bin")):  # its row was measured by another run
             export_ctranslate2(self.teacher, self.teacher_ct2, "int8", tokenizer=self.tokenizer, force=True)
-        teacher_ct2 = ctranslate2.Translator(self.teacher_ct2, intra_threads=self.f.threads)
-        ct2_model = ctranslate2.Translator(ct2, intra_threads=self.f.threads)
 
         def hf(m):
             return lambda: len(translate(m, self.tokenizer, sources, 32, 1, length, length))
@@ -429,6 +434,8 @@ class Frontier:
             return lambda: len(translate_ctranslate2(t, self.tokenizer, sources, batch, 1, length, length))
 
         with _threads(self.f.threads):
+            teacher_ct2 = ctranslate2.Translator(self.teacher_ct2, intra_threads=self.f.threads)
+            ct2_model = ctranslate2.Translator(ct2, intra_threads=self.f.threads)
             rates = interleaved_rates({"teacher_hf": hf(self.teacher), "hf": hf(model),
                                        "teacher_ct2": fast(teacher_ct2, 32), "ct2": fast(ct2_model, 32),
                                        "teacher_ct2_b1": fast(teacher_ct2, 1), "ct2_b1": fast(ct2_model, 1)},
