@@ -82,10 +82,10 @@ def generate_targets_ctranslate2(translator, tokenizer, input_ids: list[list[int
     """:func:`generate_targets` with a `ctranslate2.Translator`: the same label ids (no start token, ending in eos).
 
     CTranslate2 leaves the end token out of its hypotheses and out of its length limit, so one token less is asked
-    and eos is appended: a translation cut at the limit ends where transformers forces eos. Like transformers,
-    it may end at the first step (CTranslate2's default minimum length is 1). ``patience`` 2 lets
-    the beam search run about as long as transformers' (its default 1 stops at the first ``num_beams`` finished
-    hypotheses; measured in `scripts/benchmark_ct2_export.py`).
+    and eos is appended: a translation cut at the limit ends where transformers forces eos. Like transformers, it
+    may end at the first step (CTranslate2's default minimum length is 1). ``patience`` 2 lets the beam search run
+    about as long as transformers' (its default 1 stops at the first ``num_beams`` finished hypotheses; measured in
+    `scripts/benchmark_ct2_export.py`).
     """
     eos_id = tokenizer.eos_token_id
     order = sorted(range(len(input_ids)), key=lambda i: len(input_ids[i]))
@@ -107,14 +107,14 @@ def _ctranslate2_decoder(teacher: nn.Module, tokenizer) -> Callable[..., list[li
     if tokenizer is None:
         raise ValueError("sequence_engine='ctranslate2' needs the teacher's tokenizer: pass "
                          "`processing_class=tokenizer` to the trainer.")
-    from ..export.ct2 import _ctranslate2, export_ctranslate2
+    from ..export.ct2 import export_ctranslate2, require_ctranslate2
 
     translator = None
 
     def decode(input_ids, num_beams, max_new_tokens, batch_size):
         nonlocal translator
         if translator is None:
-            ctranslate2, _ = _ctranslate2()
+            ctranslate2, _ = require_ctranslate2()
             on_gpu = next(teacher.parameters()).device.type == "cuda" and ctranslate2.get_cuda_device_count() > 0
             with tempfile.TemporaryDirectory(prefix="hfqd-seqkd-") as tmp:
                 folder = export_ctranslate2(teacher, os.path.join(tmp, "teacher"), quantization="float32",

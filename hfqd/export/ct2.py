@@ -36,7 +36,8 @@ INSTALL_HINT = 'CTranslate2 export needs the deploy extra: pip install -e ".[dep
 EXPORT_INFO_NAME = "hfqd_export.json"
 
 
-def _ctranslate2():
+def require_ctranslate2():
+    """(ctranslate2, its transformers converters), or an ImportError that names the deploy extra."""
     try:
         import ctranslate2
         import ctranslate2.converters.transformers as ct2_transformers
@@ -47,14 +48,14 @@ def _ctranslate2():
 
 def supported_architectures() -> list[str]:
     """Encoder-decoder configurations CTranslate2 can convert (Marian made exact by hfqd)."""
-    _, ct2_transformers = _ctranslate2()
+    _, ct2_transformers = require_ctranslate2()
     names = ("MarianConfig", "BartConfig", "MBartConfig", "M2M100Config", "PegasusConfig", "T5Config", "MT5Config")
     return [name for name in names if name in ct2_transformers._MODEL_LOADERS]
 
 
 def _marian_loader(model: nn.Module, tokenizer):
     """A CTranslate2 Marian loader that reproduces what transformers computes for this model."""
-    _, ct2_transformers = _ctranslate2()
+    _, ct2_transformers = require_ctranslate2()
     config = model.config
     start_id = config.decoder_start_token_id
     embeddings = model.get_decoder().embed_tokens.weight
@@ -106,7 +107,7 @@ def _loader(model: nn.Module, tokenizer):
         )
     if name == "MarianConfig":
         return _marian_loader(model, tokenizer)
-    _, ct2_transformers = _ctranslate2()
+    _, ct2_transformers = require_ctranslate2()
     return ct2_transformers._MODEL_LOADERS[name], {}
 
 
@@ -155,7 +156,7 @@ def export_ctranslate2(
         raise FileExistsError(f"{output_dir} exists; pass force=True (--force) to replace it.")
     if vocab_map is not None and not os.path.isfile(vocab_map):
         raise FileNotFoundError(f"Vocabulary map {vocab_map} not found; build one with hfqd.export.write_vocab_map.")
-    ctranslate2, _ = _ctranslate2()
+    ctranslate2, _ = require_ctranslate2()
     model, tokenizer = _load(model_or_path, tokenizer)
     loader, notes = _loader(model, tokenizer)
     model = _plain_copy(model)
