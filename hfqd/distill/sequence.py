@@ -8,6 +8,7 @@ export reproduces transformers' greedy tokens exactly and its beam-4 BLEU within
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -152,8 +153,7 @@ def with_teacher_targets(teacher: nn.Module, dataset: Dataset, args, shard_size:
     if args.sequence_engine == "ctranslate2":
         decode = _ctranslate2_decoder(teacher, tokenizer)
     else:
-        def decode(input_ids, num_beams, max_new_tokens, batch_size):
-            return generate_targets(teacher, input_ids, num_beams, max_new_tokens, batch_size)
+        decode = functools.partial(generate_targets, teacher)
     cache_root = args.sequence_cache_dir or os.path.join(HF_HOME, "hfqd", "sequence_kd")
     sources = dataset.select_columns(["input_ids"])
 
