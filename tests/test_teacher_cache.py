@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import DataCollatorForSeq2Seq
+from transformers import AutoModelForSeq2SeqLM, DataCollatorForSeq2Seq
 
 import hfqd.distill.teacher_cache as teacher_cache
 from hfqd import DistillationArguments, QuantizedDistillationTrainer
@@ -106,6 +106,19 @@ def test_a_changed_teacher_or_setting_builds_a_new_cache(corpus, tmp_path):
         teacher.lm_head.weight[0, 0] += 1.0
     _trainer(corpus, tmp_path, teacher, student, max_steps=1)
     assert len(_caches(tmp_path)) == 3
+
+
+def test_the_same_teacher_from_another_folder_reuses_the_cache(corpus, tmp_path):
+    """The key follows the teacher's weights and settings, not where it was loaded from (a copy, another checkout)."""
+    _, tokenizer, _ = corpus
+    teacher, student = tiny_pair(len(tokenizer))
+    teacher.save_pretrained(tmp_path / "a")
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    for folder in ("a", "b"):
+        loaded = AutoModelForSeq2SeqLM.from_pretrained(tmp_path / folder)
+        assert loaded.config._name_or_path == str(tmp_path / folder)
+        _trainer(corpus, tmp_path, loaded, student, max_steps=1)
+    assert len(_caches(tmp_path)) == 1
 
 
 def test_sequence_and_token_distillation_together(corpus, tmp_path):

@@ -28,11 +28,14 @@ logger = logging.getLogger(__name__)
 
 
 def teacher_fingerprint(teacher: nn.Module) -> str:
-    """Hash of the teacher's config and weights: a different teacher never reuses another's translations."""
+    """Hash of the teacher's config and weights: a different teacher never reuses another's translations, and the
+    same teacher loaded from another folder (a copy, another checkout) reuses them."""
     h = hashlib.sha256()
     config = getattr(teacher, "config", None)
     if config is not None:
-        h.update(config.to_json_string(use_diff=False).encode())
+        settings = json.loads(config.to_json_string(use_diff=False))
+        settings.pop("_name_or_path", None)  # where it was loaded from, not what it computes
+        h.update(json.dumps(settings, sort_keys=True).encode())
     for name, tensor in sorted(teacher.state_dict().items()):
         h.update(name.encode())
         h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
