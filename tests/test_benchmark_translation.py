@@ -247,7 +247,7 @@ def test_scoring_gives_the_threads_back(tmp_path):
     its translators inside its timing thread count, whose exit restores the threads training runs with."""
     ctranslate2 = pytest.importorskip("ctranslate2")
     from hfqd import export_ctranslate2
-    from hfqd.bench.frontier import _threads
+    from hfqd.bench.time_budget import torch_threads
 
     from .helpers import tiny_corpus, tiny_pair
 
@@ -257,7 +257,7 @@ def test_scoring_gives_the_threads_back(tmp_path):
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        with _threads(1):
+        with torch_threads(1):
             translator = ctranslate2.Translator(folder, intra_threads=1)
             translator.translate_batch([tokenizer.convert_ids_to_tokens(tokenizer("A dog .")["input_ids"])],
                                        max_decoding_length=8)
@@ -271,7 +271,7 @@ def test_training_clock_leaves_the_teachers_work_out():
     row's time budget; it is measured apart."""
     import time
 
-    from hfqd.bench.frontier import Deadline, TrainingClock
+    from hfqd.bench.time_budget import Deadline, TrainingClock
     from transformers import TrainerControl, TrainerState
 
     clock = TrainingClock(None)

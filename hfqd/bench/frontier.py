@@ -22,12 +22,11 @@ import logging
 import math
 import os
 import re
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, EarlyStoppingCallback, TrainerCallback
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, EarlyStoppingCallback
 
 from ..data import load_parallel_dir, tokenize_translation
 from ..distill import DistillationArguments, make_student_from_config, make_student_from_teacher
@@ -40,6 +39,7 @@ from ..hub import prepare_packed_student, push_folder, save_packed
 from ..hub.card import CardInfo, make_model_card
 from ..quant import QuantConfig, huffman_size, is_quantized, model_size, quantize_
 from ..utils import atomic_write_text, command_line, git_commit, machine_description, run_header
+from .time_budget import Deadline, TrainingClock, torch_threads
 
 logger = logging.getLogger(__name__)
 
@@ -277,7 +277,7 @@ class Frontier:
         callbacks = [EarlyStoppingCallback(early_stopping_patience=self.f.patience), clock]
         if minutes:
             callbacks.append(Deadline(60 * minutes, clock))
-        with _threads(self.train_threads):
+        with torch_threads(self.train_threads):
             trainer = _trainer_with(model, teacher, self.tokenizer, self.data, args, *callbacks)
             trainer.train(resume_from_checkpoint=resume)
             threads = torch.get_num_threads()
@@ -404,7 +404,7 @@ class Frontier:
         import ctranslate2
 
         metrics = {}
-        with _threads(self.f.threads):
+        with torch_threads(self.f.threads):
             translator = ctranslate2.Translator(ct2, intra_threads=self.f.threads)
             for split in self.bench.test_splits:
                 sources, refs = self.data.sources[split], self.data.references[split]
@@ -433,7 +433,7 @@ class Frontier:
         def fast(t, batch):
             return lambda: len(translate_ctranslate2(t, self.tokenizer, sources, batch, 1, length, length))
 
-        with _threads(self.f.threads):
+        with torch_threads(self.f.threads):
             teacher_ct2 = ctranslate2.Translator(self.teacher_ct2, intra_threads=self.f.threads)
             ct2_model = ctranslate2.Translator(ct2, intra_threads=self.f.threads)
             rates = interleaved_rates({"teacher_hf": hf(self.teacher), "hf": hf(model),
@@ -463,62 +463,6 @@ def _training_note(result: dict) -> str:
     return (f"\n\nTrained on {result['trained_on']}: {epochs:g} epoch{'' if epochs == 1 else 's'} in "
             f"{result['train_seconds']:.0f} s, starting from {result['start']}; best validation BLEU (greedy) "
             f"{result['best_validation_bleu_greedy']:.2f}.")
-
-
-class _threads:
-    """Temporarily run torch with ``n`` threads (timings compare engines at the same thread count)."""
-
-    def __init__(self, n: int):
-        self.n = n
-
-    def __enter__(self):
-        self.before = torch.get_num_threads()
-        torch.set_num_threads(self.n)
-
-    def __exit__(self, *exc):
-        torch.set_num_threads(self.before)
-
-
-class Deadline(TrainerCallback):
-    """Ends training at the first evaluation past a time budget (that evaluation still counts and the best one is
-    kept), so that a row fits a fixed slot of machine time."""
-
-    def __init__(self, seconds: float, clock: "TrainingClock"):
-        self.limit, self.clock = seconds, clock
-
-    def on_evaluate(self, args, state, control, **kwargs):
-        if self.clock.seconds() >= self.limit:
-            logger.info(f"Training time budget of {self.limit / 60:g} min reached at epoch {state.epoch:.3g}.")
-            control.should_training_stop = True
-
-
-class TrainingClock(TrainerCallback):
-    """Wall-clock training seconds, written into every checkpoint so that a resumed row reports its whole time.
-
-    It starts with training, so that the teacher's one-off work before it (building the teacher cache or the
-    sequence-level targets, or loading them) neither counts nor eats into a row's time budget; that work is
-    measured apart (`setup_seconds`)."""
-
-    NAME = "hfqd_train_seconds.txt"
-
-    def __init__(self, resume_from: str | None):
-        path = os.path.join(resume_from, self.NAME) if resume_from else ""
-        self.before = float(Path(path).read_text()) if path and os.path.isfile(path) else 0.0
-        self.created = time.perf_counter()
-        self.start: float | None = None
-        self.setup_seconds = 0.0
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.start = time.perf_counter()
-        self.setup_seconds = self.start - self.created
-
-    def seconds(self) -> float:
-        return self.before + (time.perf_counter() - self.start if self.start is not None else 0.0)
-
-    def on_save(self, args, state, control, **kwargs):
-        folder = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
-        if state.is_world_process_zero and os.path.isdir(folder):
-            atomic_write_text(os.path.join(folder, self.NAME), repr(self.seconds()))
 
 
 def _trainer_with(model, teacher, tokenizer, data, args, *callbacks):
