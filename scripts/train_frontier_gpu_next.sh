@@ -6,7 +6,8 @@
 #
 # Needs, in the GPU machine's copy of the tree: the teacher and Multi30k under .gpu/ (teacher/, multi30k/) and the
 # d192-3+1 kd row under runs/benchmark_translation_full_frontier/d192-3+1/kd (carry it; the d192 rows start from
-# it). Jobs (wall-clock budgets on a shared GPU; END, default 530 s, stops what is unfinished):
+# it; without it, round 2's 2.5-minute kd is trained first); scripts/prepare_gpu_carry.sh assembles .gpu/. Jobs
+# (wall-clock budgets on a shared GPU; END, default 530 s, stops what is unfinished):
 #   - d192-3+1 kdseq: sequence-level KD (the teacher's beam-4 translations of the training set, then token-level
 #     KD under them), against kd's token-level KD at the same shape;
 #   - d128-2+1 kd with 5 minutes (round 3's 3 minutes left it rising), then its qd4 and qd2;
@@ -17,7 +18,7 @@
 #   python3 -m pip install -q --no-index --no-deps --target /tmp/site .gpu/whl/*.whl .gpu/whl52/*.whl
 #   export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
 #   mkdir -p runs/benchmark_translation_full_frontier/d192-3+1
-#   cp -rp .gpu/d192kd runs/benchmark_translation_full_frontier/d192-3+1/kd
+#   [ -d .gpu/d192kd ] && cp -rp .gpu/d192kd runs/benchmark_translation_full_frontier/d192-3+1/kd
 #   END=515 scripts/train_frontier_gpu_next.sh $OUT/next
 set -u
 out=$1; shift
@@ -41,6 +42,9 @@ for _ in $(seq 180); do  # the teacher cache is built once, by the first job
     grep -qs "Teacher cache .* on disk" "$out/d192-kdseq.log" || ! kill -0 $first 2>/dev/null && break
     sleep 1
 done
+if [ ! -f "$budget_dir/d192-3+1/kd/hfqd_trained.json" ]; then  # a fresh machine had no kd row to carry: round 2's
+    job d192-kd --output_dir "$budget_dir" --shapes d192-3+1 --rows kd --kd_minutes 2.5 "$@"
+fi
 for seed in 1 2; do
     mkdir -p runs/ff_b128_s$seed/d192-3+1 && cp -rp "$budget_dir/d192-3+1/kd" runs/ff_b128_s$seed/d192-3+1/
     job "d192-qd2-b128-s$seed" --output_dir runs/ff_b128_s$seed --results_dir /tmp/unused_s$seed --shapes d192-3+1 \

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Assemble .gpu/, what a GPU lease carries (`run(..., carry=[".gpu"])`): the device machine has PyTorch with CUDA but
+# no network, an older transformers and no datasets, and none of ../shared. Run on this machine, in the repository
+# root, with the project's venv active; a fresh machine can build everything but the d192 kd row.
+#
+#   scripts/prepare_gpu_carry.sh
+#
+#   .gpu/teacher      the benchmark teacher (../shared/models/multi30k-en-de-marian-7.7m)
+#   .gpu/multi30k     Multi30k train / val / test2016 / test2017
+#   .gpu/whl          transformers, the version installed here (no dependencies: the image has the rest)
+#   .gpu/whl52        datasets with dill and multiprocess, for the image's Python 3.12
+#   .gpu/d192kd       the d192-3+1 kd row the d192 rows start from (runs/benchmark_translation_full_frontier/
+#                     d192-3+1/kd without its CTranslate2 folder), when this machine has it; without it,
+#                     scripts/train_frontier_gpu_next.sh trains it first on the GPU.
+# .gpu is added to .git/info/exclude, so that it is never committed.
+set -euo pipefail
+shared=${SHARED:-../shared}  # where ../shared is, from the repository root
+mkdir -p .gpu/multi30k
+[ -d .gpu/teacher ] || cp -r "$shared/models/multi30k-en-de-marian-7.7m" .gpu/teacher
+for split in train val test2016 test2017; do
+    cp "$shared/data/multi30k/$split".{en,de} .gpu/multi30k/
+done
+version() { python -c "import importlib.metadata as m; print(m.version('$1'))"; }
+python -m pip download -q --no-deps -d .gpu/whl "transformers==$(version transformers)"
+python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 -d .gpu/whl52 \
+    "datasets==$(version datasets)" "dill==$(version dill)" "multiprocess==$(version multiprocess)"
+kd=runs/benchmark_translation_full_frontier/d192-3+1/kd
+if [ -f "$kd/hfqd_trained.json" ] && [ ! -d .gpu/d192kd ]; then
+    mkdir -p .gpu/d192kd
+    find "$kd" -maxdepth 1 -type f -exec cp {} .gpu/d192kd/ \;
+fi
+grep -qs "\.gpu" .git/info/exclude 2>/dev/null || echo ".gpu" >> .git/info/exclude
+[ -d .gpu/d192kd ] || echo "No d192-3+1 kd row here: the GPU plan trains it first."
+du -sh .gpu/*
