@@ -9,7 +9,7 @@
 # it; without it, round 2's 2.5-minute kd is trained first); scripts/prepare_gpu_carry.sh assembles .gpu/. Jobs
 # (wall-clock budgets on a shared GPU; END, default 530 s, stops what is unfinished):
 #   - d192-3+1 kdseq: sequence-level KD (the teacher's beam-4 translations of the training set, then token-level
-#     KD under them), against kd's token-level KD at the same shape;
+#     KD under them), against kd's token-level KD at the same shape, both with 5 minutes side by side;
 #   - d128-2+1 kd with 5 minutes (round 3's 3 minutes left it rising), then its qd4 and qd2;
 #   - d192-3+1 qd2 with buckets of 128 at seeds 1 and 2: whether the 2-bit target survives reruns;
 #   - d192-3+1 dq2 with 8 minutes (round 3's 5 gave it two epochs: bit allocation makes its steps slow).
@@ -42,7 +42,16 @@ for _ in $(seq 180); do  # the teacher cache is built once, by the first job
     grep -qs "Teacher cache .* on disk" "$out/d192-kdseq.log" || ! kill -0 $first 2>/dev/null && break
     sleep 1
 done
-if [ ! -f "$budget_dir/d192-3+1/kd/hfqd_trained.json" ]; then  # a fresh machine had no kd row to carry: round 2's
+# kdseq's like-for-like: token-level kd at the same shape, with the same budget, on the same shared GPU.
+job d192-kd-5min --output_dir runs/ff_kd_5min --results_dir /tmp/unused_kd5 --shapes d192-3+1 --rows kd "$@" &
+{
+    job d128-kd --output_dir "$budget_dir" --shapes d128-2+1 --rows kd "$@"
+    job d128-qd4 --output_dir "$budget_dir" --shapes d128-2+1 --rows qd4 "$@" &
+    job d128-qd2 --output_dir "$budget_dir" --shapes d128-2+1 --rows qd2 "$@" &
+    wait
+} &
+if [ ! -f "$budget_dir/d192-3+1/kd/hfqd_trained.json" ]; then  # a fresh machine had no kd row to carry: round 2's kd
+    # first (dq2's 8 minutes then overrun END: its checkpoints come back, its row does not)
     job d192-kd --output_dir "$budget_dir" --shapes d192-3+1 --rows kd --kd_minutes 2.5 "$@"
 fi
 for seed in 1 2; do
@@ -53,12 +62,6 @@ done
 mkdir -p runs/ff_dq2_8min/d192-3+1 && cp -rp "$budget_dir/d192-3+1/kd" runs/ff_dq2_8min/d192-3+1/
 job d192-dq2-8min --output_dir runs/ff_dq2_8min --results_dir /tmp/unused_dq2 --shapes d192-3+1 --rows dq2 \
     --quant_minutes 8 "$@" &
-{
-    job d128-kd --output_dir "$budget_dir" --shapes d128-2+1 --rows kd "$@"
-    job d128-qd4 --output_dir "$budget_dir" --shapes d128-2+1 --rows qd4 "$@" &
-    job d128-qd2 --output_dir "$budget_dir" --shapes d128-2+1 --rows qd2 "$@" &
-    wait
-} &
 wait
 rows=$(find runs -name hfqd_trained.json -newer "$start" -printf '%h\n' | sort)
 states=$(find runs -path '*-run/checkpoint-*/trainer_state.json' -newer "$start" | sort -V)
