@@ -52,7 +52,8 @@ job d192-kd-5min --output_dir runs/ff_kd_5min --results_dir /tmp/unused_kd5 --sh
 } &
 if [ ! -f "$budget_dir/d192-3+1/kd/hfqd_trained.json" ]; then  # a fresh machine had no kd row to carry: round 2's kd
     # first (dq2's 8 minutes then overrun END: its checkpoints come back, its row does not)
-    job d192-kd --output_dir "$budget_dir" --shapes d192-3+1 --rows kd --kd_minutes 2.5 "$@"
+    job d192-kd --output_dir "$budget_dir" --results_dir /tmp/unused_kd --shapes d192-3+1 --rows kd \
+        --kd_minutes 2.5 "$@"  # its committed scores would skip it
 fi
 for seed in 1 2; do
     mkdir -p runs/ff_b128_s$seed/d192-3+1 && cp -rp "$budget_dir/d192-3+1/kd" runs/ff_b128_s$seed/d192-3+1/
@@ -63,7 +64,8 @@ mkdir -p runs/ff_dq2_8min/d192-3+1 && cp -rp "$budget_dir/d192-3+1/kd" runs/ff_d
 job d192-dq2-8min --output_dir runs/ff_dq2_8min --results_dir /tmp/unused_dq2 --shapes d192-3+1 --rows dq2 \
     --quant_minutes 8 "$@" &
 wait
-rows=$(find runs -name hfqd_trained.json -newer "$start" -printf '%h\n' | sort)
+copies=(-not -path 'runs/ff_b128_s*/d192-3+1/kd/*' -not -path 'runs/ff_dq2_8min/d192-3+1/kd/*')  # of the d192 kd
+rows=$(find runs -name hfqd_trained.json -newer "$start" "${copies[@]}" -printf '%h\n' | sort)
 states=$(find runs -path '*-run/checkpoint-*/trainer_state.json' -newer "$start" | sort -V)
 # One tar with the logs, in 15 MB pieces: the device tool returns at most eight files a call.
 [ -n "$rows$states" ] && tar cf - $rows $states "$out"/*.log | split -b 15M - "$out/rows.tar." && rm "$out"/*.log
