@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import tempfile
-from pathlib import Path
 
 import ctranslate2
 import torch
@@ -112,7 +111,7 @@ def main() -> None:
         save_packed(quantize_(teacher, QuantConfig(bits=4, bucket_size=256)), pm4,
                     tokenizer=AutoTokenizer.from_pretrained(opts.teacher))
         models = [("teacher", opts.teacher), ("teacher 4-bit packed (pm4)", pm4)]
-        models += [("/".join(Path(m).resolve().parts[-2:]), m) for m in opts.models]  # e.g. d192-3+1/qd4
+        models += [(m, m) for m in opts.models]  # named as given: two runs may share SHAPE/ROW
         for index, (name, folder) in enumerate(models):
             rows.append(measure(name, folder, data, opts.splits, os.path.join(workdir, f"export-{index}"),
                                 opts.patience))
