@@ -11,7 +11,7 @@
 #   .gpu/whl52        datasets with dill and multiprocess, for the image's Python 3.12
 #   .gpu/d192kd       the d192-3+1 kd row the d192 rows start from (runs/benchmark_translation_full_frontier/
 #                     d192-3+1/kd without its CTranslate2 folder), when this machine has it; without it,
-#                     the next GPU plan's dq2 job has nothing to start from.
+#                     the next GPU plan skips its dq2 job.
 # .gpu is added to .git/info/exclude, so that it is never committed.
 set -euo pipefail
 shared=${SHARED:-../shared}  # where ../shared is, from the repository root
@@ -30,5 +30,5 @@ if [ -f "$kd/hfqd_trained.json" ] && [ ! -d .gpu/d192kd ]; then
     find "$kd" -maxdepth 1 -type f -exec cp {} .gpu/d192kd/ \;
 fi
 grep -qs "\.gpu" .git/info/exclude 2>/dev/null || echo ".gpu" >> .git/info/exclude
-[ -d .gpu/d192kd ] || echo "No d192-3+1 kd row here: the GPU plan's dq2 job will fail."
+[ -d .gpu/d192kd ] || echo "No d192-3+1 kd row here: the GPU plan will skip its dq2 job."
 du -sh .gpu/*

@@ -45,9 +45,14 @@ for _ in $(seq 180); do  # the teacher cache is built once, by the first job
     grep -qs "Teacher cache .* on disk" "$out/d192-kdseq.log" || ! kill -0 $first 2>/dev/null && break
     sleep 1
 done
-# kd writes runs/ff_round5/d192-3+1/kd; dq2 starts from round 2's kd, in its own folder.
-job d192-dq2 --output_dir runs/ff_round5_dq2 --results_dir /tmp/unused_dq2 --shapes d192-3+1 --rows dq2 \
-    --quant_minutes 5.5 "$@" &
+# kd writes runs/ff_round5/d192-3+1/kd; dq2 starts from round 2's kd, in its own folder (without it, dq2 would
+# train a kd first and overrun the lease: skipped).
+if [ -f runs/ff_round5_dq2/d192-3+1/kd/hfqd_trained.json ]; then
+    job d192-dq2 --output_dir runs/ff_round5_dq2 --results_dir /tmp/unused_dq2 --shapes d192-3+1 --rows dq2 \
+        --quant_minutes 5.5 "$@" &
+else
+    echo "d192-dq2: skipped, no carried kd row in runs/ff_round5_dq2/d192-3+1/kd"
+fi
 job d192-kd --output_dir "$dir" --results_dir /tmp/unused_kd --shapes d192-3+1 --rows kd "$@" &
 job d128-kd --output_dir "$dir" --results_dir /tmp/unused_kd128 --shapes d128-2+1 --rows kd "$@" &
 job d192-qd4-scratch --output_dir "$dir" --results_dir /tmp/unused_scratch --shapes d192-3+1 --rows qd4-scratch "$@" &
