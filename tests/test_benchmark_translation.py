@@ -214,6 +214,29 @@ def test_frontier_rows_trained_elsewhere_are_scored_without_training_again(works
     assert packed["quantization_config"]["bits"] == 2
     assert not (runs / "d64-1+1-copy" / "pm2").exists()
 
+    assert kd_record["stopped_by"] == "time budget" and kd_record["best_step"] > 0
+
+    # The time-boxed kd trains on (another lease, another machine) from its saved folder alone, to its epochs' end.
+    shutil.rmtree(runs / "d64-1+1-copy" / "kd-run")  # its trainer states stay behind on the machine it came from
+    with pytest.raises(ValueError, match="only full-precision rows"):
+        script.main(*script.parse(argv + ["--train_only", "true", "--continue_rows", "qd2"]))
+    more = argv + ["--train_only", "true", "--continue_rows", "kd", "--kd_minutes", "0", "--rows", "kd"]
+    with pytest.raises(ValueError, match=r"\['qd2', 'qd2-run'\] .* were trained from it"):
+        script.main(*script.parse(more))  # rows from the kd as it was would pass for rows from the continued one
+    for stale in ("qd2", "qd2-run"):
+        shutil.rmtree(runs / "d64-1+1-copy" / stale)
+    script.main(*script.parse(more))
+    continued = json.loads((runs / "d64-1+1-copy" / "kd" / "hfqd_trained.json").read_text())
+    assert continued["continued_from"] == kd_record and continued["stopped_by"] in ("epochs", "early stopping")
+    assert continued["train_epochs"] > kd_record["train_epochs"] and continued["train_epochs"] <= 3 + 1e-6
+    assert continued["train_seconds"] > kd_record["train_seconds"]
+    assert continued["best_validation_bleu_greedy"] >= kd_record["best_validation_bleu_greedy"]
+    assert continued["trained_on"].count(" then ") == 1
+    assert (runs / "d64-1+1-copy" / f"kd-run-from-step{kd_record['best_step']}").is_dir()
+    script.main(*script.parse(more))  # converged now: loaded, not trained again
+    assert json.loads((runs / "d64-1+1-copy" / "kd" / "hfqd_trained.json").read_text()) == continued
+    script.main(*script.parse(argv + ["--train_only", "true"]))  # qd2 again, from the continued kd
+
     checkpoints = sorted(p.name for p in runs.rglob("checkpoint-*"))
     script.main(*script.parse(argv))
     assert sorted(p.name for p in runs.rglob("checkpoint-*")) == checkpoints  # no training in the scoring run
@@ -221,7 +244,7 @@ def test_frontier_rows_trained_elsewhere_are_scored_without_training_again(works
     assert sorted(rows) == ["kd", "pm2", "qd2", "qd2-scratch", "teacher"]
     assert rows["qd2-scratch"]["start"] == "teacher layers" and rows["qd2-scratch"]["bits"] == 2
     assert rows["qd2-scratch"]["train_epochs"] == kd_record["train_epochs"]  # kd's time budget
-    assert rows["kd"]["train_seconds"] == kd_record["train_seconds"]
+    assert rows["kd"]["train_seconds"] == continued["train_seconds"]
     assert rows["qd2"]["bits"] == 2 and rows["qd2"]["start"] == "kd" and rows["qd2"]["trained_on"]
     assert rows["teacher"]["train_seconds"] is None and rows["pm2"]["train_seconds"] == 0
     card = (runs / "d64-1+1-copy" / "qd2" / "README.md").read_text()
@@ -284,6 +307,31 @@ def test_training_clock_leaves_the_teachers_work_out():
     time.sleep(0.5)
     deadline.on_evaluate(None, TrainerState(epoch=0.5), control)
     assert control.should_training_stop
+
+
+def test_a_continued_schedule_gives_what_the_original_would_have():
+    """A row stopped at step 700 by its time budget continues with a fresh inverse_sqrt schedule: after re-warming
+    the optimizer it gives each step the learning rate the original schedule gives 700 steps later."""
+    from hfqd.bench.time_budget import continued_inverse_sqrt
+    from transformers import get_scheduler
+
+    def rates(lr, steps, **kwargs):
+        optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=lr)
+        schedule = get_scheduler("inverse_sqrt", optimizer, num_warmup_steps=30, scheduler_specific_kwargs=kwargs)
+        out = []
+        for _ in range(steps):
+            out.append(schedule.get_last_lr()[0])
+            optimizer.step()
+            schedule.step()
+        return out
+
+    original = rates(2e-3, 1000)
+    lr, kwargs = continued_inverse_sqrt(2e-3, 30, 700)
+    continued = rates(lr, 300, **kwargs)
+    assert continued[0] == 0 and continued[15] < original[715]  # warming up again
+    assert continued[30:] == pytest.approx(original[730:], rel=1e-9)
+    with pytest.raises(ValueError, match="warmup_steps"):
+        continued_inverse_sqrt(2e-3, 0, 700)
 
 
 def test_frontier_targets_are_judged_on_the_rows():

@@ -3,7 +3,9 @@
 Used by `scripts/benchmark_translation.py --budget cpu` (and `full_frontier` on a GPU). Every row is a unit of work
 with its own results file: a rerun skips rows whose file exists, so the budget can run in parts and each part's
 results can be committed as it lands. Models a later row starts from (each shape's `kd` student) are kept under the
-run's output folder and retrained if a fresh machine lacks them.
+run's output folder and retrained if a fresh machine lacks them. A full-precision row whose time budget ended it
+before early stopping did (a GPU lease) trains on in a later run, on any machine, from its saved weights
+(`--continue_rows`): its learning-rate schedule continues where it stopped, until early stopping ends it.
 
 Rows per shape: `kd` (full precision, token-level distillation from the cached teacher, early stopping on
 validation BLEU), `qd4` / `qd2` (quantized distillation, starting from that `kd`), `pm4` / `pm2` (post-training
@@ -16,6 +18,7 @@ the teacher with both engines interleaved.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import logging
@@ -38,8 +41,8 @@ from ..eval.report import table
 from ..hub import prepare_packed_student, push_folder, save_packed
 from ..hub.card import CardInfo, make_model_card
 from ..quant import QuantConfig, huffman_size, is_quantized, model_size, quantize_
-from ..utils import atomic_write_text, command_line, git_commit, machine_description, run_header
-from .time_budget import Deadline, TrainingClock, torch_threads
+from ..utils import atomic_directory, atomic_write_text, command_line, git_commit, machine_description, run_header
+from .time_budget import Deadline, StartingBest, TrainingClock, continued_inverse_sqrt, torch_threads
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +117,12 @@ class FrontierArguments:
                                                               "them (e.g. on a GPU machine); a later run without "
                                                               "this flag scores the saved models instead of "
                                                               "training them again."})
+    continue_rows: list[str] = field(default_factory=list, metadata={"help": "Full-precision rows (kd, kdseq) "
+                                     "whose saved model trains on in this run when its time budget, not early "
+                                     "stopping, ended it (e.g. a GPU lease): same weights, the inverse_sqrt "
+                                     "schedule continued from the saved model's step (keep the batch size), the "
+                                     "epochs left, this run's minutes. A row whose results file exists is not "
+                                     "continued."})
 
 
 ROW = re.compile(r"^(kd|kdseq|qd(\d)(-scratch)?|pm(\d)|qat(\d)|dq(\d)(-sgd)?)$")
@@ -140,6 +149,9 @@ class Trained:
     machine: str | None
     setup_seconds: float | None = None  # the teacher's work before training (cache, sequence-level targets)
     threads: int | None = None  # torch threads it trained with
+    best_step: int | None = None  # optimizer step of the kept (best) model: where a continuation's schedule resumes
+    stopped_by: str | None = None  # "early stopping", "time budget" or "epochs"
+    continued_from: dict | None = None  # the record of the run this one continued (its own `continued_from` nested)
 
     NAME = "hfqd_trained.json"
     NOT_TRAINED = {"train_seconds": None, "best_validation_bleu_greedy": None}
@@ -147,16 +159,19 @@ class Trained:
     def record(self) -> dict:
         return {"train_seconds": self.seconds, "setup_seconds": self.setup_seconds,
                 "best_validation_bleu_greedy": self.best_validation_bleu, "train_epochs": self.epochs,
-                "trained_on": self.machine, "train_threads": self.threads}
+                "trained_on": self.machine, "train_threads": self.threads, "best_step": self.best_step,
+                "stopped_by": self.stopped_by, "continued_from": self.continued_from}
 
     def save(self, folder: str, tokenizer) -> None:
-        """Weights first (packed when quantized), then the record: a folder with a record is complete."""
-        if is_quantized(self.model):
-            save_packed(self.model, folder, tokenizer=tokenizer)
-        else:
-            self.model.save_pretrained(folder)
-            tokenizer.save_pretrained(folder)
-        atomic_write_text(os.path.join(folder, self.NAME), json.dumps(self.record(), indent=2))
+        """Weights (packed when quantized) and the record, written elsewhere and then put in place as one folder: a
+        continued row replaces its earlier folder whole (its stale exports too), never half of it."""
+        with atomic_directory(folder) as tmp:
+            if is_quantized(self.model):
+                save_packed(self.model, tmp, tokenizer=tokenizer)
+            else:
+                self.model.save_pretrained(tmp)
+                tokenizer.save_pretrained(tmp)
+            atomic_write_text(os.path.join(tmp, self.NAME), json.dumps(self.record(), indent=2))
 
     @classmethod
     def load(cls, folder: str, legacy: bool = False) -> "Trained | None":
@@ -171,7 +186,8 @@ class Trained:
         prepare_packed_student(model)  # a packed row becomes the quantized model it was, outputs unchanged
         return cls(model, record.get("train_seconds"), record.get("best_validation_bleu_greedy"),
                    record.get("train_epochs"), record.get("trained_on"), record.get("setup_seconds"),
-                   record.get("train_threads"))
+                   record.get("train_threads"), record.get("best_step"), record.get("stopped_by"),
+                   record.get("continued_from"))
 
 
 class Frontier:
@@ -198,6 +214,10 @@ class Frontier:
         self.data = tokenize_translation(raw, self.tokenizer, "en", "de", bench.max_length, bench.max_length)
         self.teacher_file_mb = os.path.getsize(os.path.join(bench.teacher, "model.safetensors")) / 1e6
         self.teacher_ct2 = os.path.join(args.output_dir, "teacher", "ctranslate2-int8")
+        self._continued: set[tuple[str, str]] = set()
+        if set(frontier.continue_rows) - {"kd", "kdseq"}:
+            raise ValueError(f"--continue_rows {frontier.continue_rows}: only full-precision rows (kd, kdseq) continue; "
+                             "a saved quantized row keeps no full-precision shadow weights to train on.")
         if frontier.push_row:  # a bad push request fails before hours of training, not after
             if frontier.push_row.count("/") != 1 or not args.hub_model_id or frontier.train_only:
                 raise ValueError(f"--push_row {frontier.push_row!r}: give SHAPE/ROW (e.g. d192-3+1/qd4) with "
@@ -251,8 +271,8 @@ class Frontier:
         return push_folder(folder, self.args.hub_model_id, private=self.args.hub_private_repo,
                            token=self.args.hub_token, dry_run=self.f.hub_dry_run)
 
-    def _train_args(self, shape: Shape, row: str, **overrides) -> DistillationArguments:
-        out = os.path.join(self.args.output_dir, shape.name, f"{row}-run")
+    def _train_args(self, shape: Shape, row: str, run: str = "", **overrides) -> DistillationArguments:
+        out = os.path.join(self.args.output_dir, shape.name, run or f"{row}-run")
         return dataclasses.replace(
             self.args, output_dir=out, **self._evaluation_schedule(), save_total_limit=2,
             load_best_model_at_end=True, metric_for_best_model="bleu", greater_is_better=True,
@@ -268,21 +288,28 @@ class Frontier:
         steps = math.ceil(math.ceil(len(self.data.datasets["train"]) / batch) / self.f.evaluations_per_epoch)
         return dict(eval_strategy="steps", eval_steps=steps, save_strategy="steps", save_steps=steps)
 
-    def _train(self, model, shape: Shape, row: str, teacher, minutes: float = 0.0, **overrides) -> "Trained":
-        args = self._train_args(shape, row, **overrides)
+    def _train(self, model, shape: Shape, row: str, teacher, minutes: float = 0.0, run: str = "",
+               best: float | None = None, **overrides) -> "Trained":
+        """Train ``model`` as ``row`` in the folder ``{row}-run`` (``run``: another name). ``best``: the validation
+        BLEU a checkpoint must beat (a continued row's); with none better the model comes back as it went in."""
+        args = self._train_args(shape, row, run=run, **overrides)
         # A row interrupted by the end of a session continues from its last complete checkpoint on the same machine;
         # its training time is carried in the checkpoint.
         resume = last_complete_checkpoint(args.output_dir)
         clock = TrainingClock(resume)
-        callbacks = [EarlyStoppingCallback(early_stopping_patience=self.f.patience), clock]
-        if minutes:
-            callbacks.append(Deadline(60 * minutes, clock))
+        early = EarlyStoppingCallback(early_stopping_patience=self.f.patience)
+        deadline = Deadline(60 * minutes, clock) if minutes else None
+        callbacks = [early, clock, StartingBest(best), *([deadline] if deadline else [])]
         with torch_threads(self.train_threads):
             trainer = _trainer_with(model, teacher, self.tokenizer, self.data, args, *callbacks)
             trainer.train(resume_from_checkpoint=resume)
             threads = torch.get_num_threads()
-        return Trained(trainer.model.cpu().eval(), clock.seconds(), trainer.state.best_metric,
-                       trainer.state.epoch, machine_description(), clock.setup_seconds, threads)
+        state = trainer.state
+        stopped = ("time budget" if deadline and deadline.reached else
+                   "early stopping" if early.early_stopping_patience_counter >= self.f.patience else "epochs")
+        return Trained(trainer.model.cpu().eval(), clock.seconds(), state.best_metric, state.epoch,
+                       machine_description(), clock.setup_seconds, threads,
+                       state.best_global_step or state.global_step, stopped)
 
     def _folder(self, shape: str, row: str) -> str:
         return os.path.join(self.args.output_dir, shape, row)
@@ -293,27 +320,79 @@ class Frontier:
 
     def trained(self, shape: Shape, row: str) -> "Trained":
         """A trained row's model: loaded from its folder when a run (here or on another machine) saved it there,
-        else trained and saved."""
-        folder = self._folder(shape.name, row)
-        saved = Trained.load(folder, legacy=row == "kd")
-        if saved is not None:
-            return saved
-        if _starts_from_kd(row):
-            trained = self._train_from_kd(shape, row)
-        else:
-            trained = self._train_from_start(shape, row)
-        trained.save(folder, self.tokenizer)
+        else trained and saved; continued first when ``--continue_rows`` asks and its time budget had ended it."""
+        key, folder = (shape.name, row), self._folder(shape.name, row)
+        trained = Trained.load(folder, legacy=row == "kd")  # a fresh copy each time: later rows change it in place
+        if trained is None:
+            trained = self._train_from_kd(shape, row) if _starts_from_kd(row) else self._train_from_start(shape, row)
+            trained.save(folder, self.tokenizer)
+        elif (row in self.f.continue_rows and key not in self._continued  # once a process: not again for each row
+              and not os.path.isfile(self.result_path(*key))):
+            self._continued.add(key)
+            if trained.stopped_by in ("early stopping", "epochs"):
+                logger.info(f"{shape.name} {row}: converged already ({trained.stopped_by}); not continued.")
+            else:
+                trained = self._continue(shape, row, trained)
+                trained.save(folder, self.tokenizer)
         return trained
+
+    def _start_settings(self, shape: Shape, row: str) -> dict:
+        """How a row trained from the shape's start (`kd`, `kdseq`, `qd<b>-scratch`) trains: kd's budget."""
+        return dict(teacher=self.teacher, minutes=self.f.kd_minutes, num_train_epochs=self.f.kd_epochs,
+                    learning_rate=self.f.copy_learning_rate if shape.copy else self.f.fresh_learning_rate,
+                    distillation_mode="sequence+token" if row == "kdseq" else "token",
+                    bits=_bits(row) if row.endswith("-scratch") else None)
 
     def _train_from_start(self, shape: Shape, row: str) -> "Trained":
         """A student of ``shape`` distilled from the teacher from its first step: token-level (`kd`), on the
         teacher's beam-search translations with its distributions under them (`kdseq`, Kim & Rush's combination),
         or quantized throughout (`qd<b>-scratch`, the comparison for rows that start from kd), with kd's budget."""
-        lr = self.f.copy_learning_rate if shape.copy else self.f.fresh_learning_rate
-        mode = "sequence+token" if row == "kdseq" else "token"
-        bits = _bits(row) if row.endswith("-scratch") else None
-        return self._train(shape.build(self.teacher), shape, row, self.teacher, self.f.kd_minutes, bits=bits,
-                           distillation_mode=mode, num_train_epochs=self.f.kd_epochs, learning_rate=lr)
+        return self._train(shape.build(self.teacher), shape, row, **self._start_settings(shape, row))
+
+    def _continue(self, shape: Shape, row: str, saved: "Trained") -> "Trained":
+        """Train a saved full-precision row on from its weights: the epochs its budget has left, the schedule from
+        the saved model's step, and only a better validation BLEU than the saved one replaces it."""
+        settings = self._start_settings(shape, row)
+        step = saved.best_step or self._recorded_best_step(shape, row)
+        if self.args.lr_scheduler_type != "inverse_sqrt":
+            raise ValueError(f"--continue_rows continues an inverse_sqrt learning-rate schedule, not "
+                             f"{self.args.lr_scheduler_type!r}; train {shape.name} {row} again instead.")
+        if row == "kd":
+            shape_dir = os.path.join(self.args.output_dir, shape.name)
+            stale = sorted(name for name in os.listdir(shape_dir)
+                           if ROW.match(name.removesuffix("-run")) and _starts_from_kd(name.removesuffix("-run")))
+            if stale:
+                raise ValueError(f"{shape.name} kd is to be continued, but {stale} in {shape_dir} were trained from "
+                                 "it as it is now and would be scored or resumed as if from the continued one; move "
+                                 "them away, or continue in a fresh --output_dir holding only the kd folder.")
+        left = settings["num_train_epochs"] - (saved.epochs or 0)
+        if left <= 0:
+            logger.info(f"{shape.name} {row}: its {settings['num_train_epochs']:g} epochs are used; not continued.")
+            return saved
+        lr, kwargs = continued_inverse_sqrt(settings["learning_rate"], self.args.warmup_steps, step)
+        logger.info(f"{shape.name} {row}: continuing from step {step} (validation BLEU "
+                    f"{saved.best_validation_bleu}), {left:g} epochs left, learning rate {lr:.3g}.")
+        settings.update(num_train_epochs=left, learning_rate=lr, lr_scheduler_kwargs=kwargs)
+        now = self._train(copy.deepcopy(saved.model), shape, row, run=f"{row}-run-from-step{step}",
+                          best=saved.best_validation_bleu, **settings)
+        improved = now.best_validation_bleu is not None and (saved.best_validation_bleu is None
+                                                             or now.best_validation_bleu > saved.best_validation_bleu)
+        machines = " then ".join(m.split(",")[0] for m in (saved.machine or "unrecorded", now.machine))
+        return Trained(now.model if improved else saved.model, (saved.seconds or 0.0) + now.seconds,
+                       now.best_validation_bleu if improved else saved.best_validation_bleu,
+                       (saved.epochs or 0.0) + now.epochs, machines, now.setup_seconds, now.threads,
+                       step + now.best_step if improved else step, now.stopped_by, saved.record())
+
+    def _recorded_best_step(self, shape: Shape, row: str) -> int:
+        """The kept model's step for a row saved before records held it: from its run's last trainer state."""
+        states = sorted(Path(self.args.output_dir, shape.name, f"{row}-run").glob("checkpoint-*/trainer_state.json"),
+                        key=lambda path: int(path.parent.name.split("-")[1]))
+        best = json.loads(states[-1].read_text()).get("best_model_checkpoint") if states else None
+        if not best:
+            raise ValueError(f"{shape.name} {row}: its record has no best_step and no {row}-run/checkpoint-*/"
+                             "trainer_state.json names its best checkpoint, so the schedule cannot be continued; "
+                             "copy the run's trainer states beside it or train the row again.")
+        return int(os.path.basename(best.rstrip("/")).split("-")[1])
 
     def _train_from_kd(self, shape: Shape, row: str) -> "Trained":
         """A qd / qat / dq row: quantization-aware training that starts from the shape's kd student."""

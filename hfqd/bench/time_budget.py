@@ -1,13 +1,16 @@
 """Training within a fixed slot of machine time: a clock that survives resumption, a deadline that ends training at
-an evaluation, and a thread count that scoring borrows and gives back.
+an evaluation, a learning-rate schedule that a later slot continues, and a thread count that scoring borrows and
+gives back.
 
 The frontier's budgets are wall-clock slots (a CPU session, a GPU lease), not epoch counts: each row trains until
-its slot is used, keeping its best evaluation."""
+its slot is used, keeping its best evaluation; a row whose slot ended before early stopping did can train on in the
+next slot, on another machine, from its saved weights alone."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import time
 from collections.abc import Iterator
@@ -64,17 +67,44 @@ class TrainingClock(TrainerCallback):
             atomic_write_text(os.path.join(folder, self.NAME), repr(self.seconds()))
 
 
+def continued_inverse_sqrt(learning_rate: float, warmup_steps: int, step: int) -> tuple[float, dict]:
+    """The peak learning rate and `lr_scheduler_kwargs` with which a fresh `inverse_sqrt` schedule continues one that
+    stopped at ``step``.
+
+    The original schedule gives ``learning_rate * sqrt(warmup_steps / s)`` at step ``s`` past its warmup. The new one
+    warms the optimizer's fresh moments up over ``warmup_steps`` again (a trained model should not take full-size
+    first Adam steps), then gives exactly what the original would have given at ``step + s``."""
+    if warmup_steps <= 0:
+        raise ValueError("Continuing an inverse_sqrt schedule needs warmup_steps > 0 (its time scale).")
+    timescale = step + warmup_steps
+    return learning_rate * math.sqrt(warmup_steps / timescale), {"timescale": timescale}
+
+
 class Deadline(TrainerCallback):
     """Ends training at the first evaluation past a time budget (that evaluation still counts and the best one is
     kept), so that a row fits a fixed slot of machine time."""
 
     def __init__(self, seconds: float, clock: TrainingClock):
         self.limit, self.clock = seconds, clock
+        self.reached = False
 
     def on_evaluate(self, args, state, control, **kwargs):
         if self.clock.seconds() >= self.limit:
+            self.reached = True
             logger.info(f"Training time budget of {self.limit / 60:g} min reached at epoch {state.epoch:.3g}.")
             control.should_training_stop = True
 
 
-__all__ = ["Deadline", "TrainingClock", "torch_threads"]
+class StartingBest(TrainerCallback):
+    """Makes a continued row beat the validation score its saved model already has before a checkpoint counts as
+    better (early stopping counts from it too); with no better evaluation, `best_model_checkpoint` stays `None`."""
+
+    def __init__(self, best: float | None):
+        self.best = best
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if self.best is not None and (state.best_metric is None or state.best_metric < self.best):
+            state.best_metric = self.best
+
+
+__all__ = ["Deadline", "StartingBest", "TrainingClock", "continued_inverse_sqrt", "torch_threads"]
