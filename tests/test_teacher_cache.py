@@ -121,6 +121,31 @@ def test_the_same_teacher_from_another_folder_reuses_the_cache(corpus, tmp_path)
     assert len(_caches(tmp_path)) == 1
 
 
+def test_the_same_corpus_tokenized_from_another_folder_reuses_the_cache(corpus, tmp_path):
+    """The data side of the key follows the token ids: `datasets`' own fingerprint changes with the tokenizer's
+    folder (another checkout), which rebuilt the whole cache."""
+    from transformers import AutoTokenizer
+
+    from hfqd.data import tokenize_translation
+    from hfqd.distill.fingerprint import data_fingerprint
+
+    raw, tokenizer, _ = corpus
+    tokenizer.save_pretrained(tmp_path / "a")
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    teacher, student = tiny_pair(len(tokenizer))
+    tokenized = []
+    for folder in ("a", "b"):
+        data = tokenize_translation(raw, AutoTokenizer.from_pretrained(tmp_path / folder), "en", "de", 48, 48)
+        tokenized.append(data.datasets["train"])
+        _trainer((raw, tokenizer, data), tmp_path, teacher, student, max_steps=1)
+    assert tokenized[0]._fingerprint != tokenized[1]._fingerprint  # what the key used to follow
+    assert len(_caches(tmp_path)) == 1
+    train = tokenized[0]
+    keys = {data_fingerprint(d) for d in (train, train.select(range(len(train) - 1)), train.shuffle(seed=0),
+                                          train.map(lambda ex: {"labels": ex["labels"][:-1]}))}
+    assert len(keys) == 4 and data_fingerprint(train.select(range(len(train)))) == data_fingerprint(train)
+
+
 def test_sequence_and_token_distillation_together(corpus, tmp_path):
     _, tokenizer, data = corpus
     teacher, student = tiny_pair(len(tokenizer))

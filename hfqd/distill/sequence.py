@@ -22,24 +22,10 @@ from huggingface_hub.constants import HF_HOME
 from torch import nn
 from tqdm.auto import tqdm
 
+from .fingerprint import data_fingerprint, teacher_fingerprint
 from .shards import build_in_shards
 
 logger = logging.getLogger(__name__)
-
-
-def teacher_fingerprint(teacher: nn.Module) -> str:
-    """Hash of the teacher's config and weights: a different teacher never reuses another's translations, and the
-    same teacher loaded from another folder (a copy, another checkout) reuses them."""
-    h = hashlib.sha256()
-    config = getattr(teacher, "config", None)
-    if config is not None:
-        settings = json.loads(config.to_json_string(use_diff=False))
-        settings.pop("_name_or_path", None)  # where it was loaded from, not what it computes
-        h.update(json.dumps(settings, sort_keys=True).encode())
-    for name, tensor in sorted(teacher.state_dict().items()):
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]
 
 
 def _strip(ids: list[int], pad_id: int, eos_id: int | None, start_id: int | None) -> list[int]:
@@ -137,7 +123,7 @@ def with_teacher_targets(teacher: nn.Module, dataset: Dataset, args, shard_size:
 
     The translations are generated in shards (split across processes under `accelerate launch`), each written as
     it finishes, so an interrupted run resumes where it stopped (see :mod:`hfqd.distill.shards`). The cache key
-    covers the teacher (config and weights), the tokenized corpus (its `datasets` fingerprint) and the decoding
+    covers the teacher (config and weights), the tokenized corpus (its token ids) and the decoding
     settings, so a changed teacher or corpus never reuses stale targets. ``tokenizer`` is needed with
     ``args.sequence_engine == "ctranslate2"`` only.
     """
@@ -145,7 +131,7 @@ def with_teacher_targets(teacher: nn.Module, dataset: Dataset, args, shard_size:
         raise ValueError("Sequence-level distillation needs a tokenized train dataset with an `input_ids` column.")
     settings = {
         "teacher": teacher_fingerprint(teacher),
-        "data": dataset._fingerprint,
+        "data": data_fingerprint(dataset),
         "rows": len(dataset),
         "beams": args.sequence_num_beams,
         "max_new_tokens": args.sequence_max_length,

@@ -26,7 +26,7 @@ import torch
 from datasets import Dataset
 from torch import nn
 
-from .sequence import teacher_fingerprint
+from .fingerprint import data_fingerprint, teacher_fingerprint
 from ..eval.deploy import folder_bytes
 from .shards import build_in_shards
 
@@ -38,11 +38,11 @@ COMPLETE_NAME = "cache.json"
 
 
 def cache_key(teacher: nn.Module, dataset: Dataset, top_k: int, temperature: float, teacher_dtype: str) -> str:
-    """Hash of what the cached numbers depend on. The dataset's fingerprint covers the corpus, the tokenizer,
-    the maximum lengths and the sequence-KD targets (each is a transform recorded in it)."""
+    """Hash of what the cached numbers depend on. The dataset's content covers the corpus, the tokenizer, the
+    maximum lengths and the sequence-KD targets (see :mod:`hfqd.distill.fingerprint`)."""
     payload = {
         "teacher": teacher_fingerprint(teacher),
-        "data": dataset._fingerprint,
+        "data": data_fingerprint(dataset),
         "rows": len(dataset),
         "top_k": top_k,
         "temperature": temperature,
