@@ -216,8 +216,8 @@ class Frontier:
         self.teacher_ct2 = os.path.join(args.output_dir, "teacher", "ctranslate2-int8")
         self._continued: set[tuple[str, str]] = set()
         if set(frontier.continue_rows) - {"kd", "kdseq"}:
-            raise ValueError(f"--continue_rows {frontier.continue_rows}: only full-precision rows (kd, kdseq) continue; "
-                             "a saved quantized row keeps no full-precision shadow weights to train on.")
+            raise ValueError(f"--continue_rows {frontier.continue_rows}: only full-precision rows (kd, kdseq) "
+                             "continue; a saved quantized row keeps no full-precision shadow weights to train on.")
         if frontier.push_row:  # a bad push request fails before hours of training, not after
             if frontier.push_row.count("/") != 1 or not args.hub_model_id or frontier.train_only:
                 raise ValueError(f"--push_row {frontier.push_row!r}: give SHAPE/ROW (e.g. d192-3+1/qd4) with "
