@@ -14,6 +14,9 @@ teacher's shape), and any packed students given with --models: export with hfqd.
   Beside each int8 difference: the share of sentences whose beam-4 translation is unchanged by the export, and the
   paired bootstrap p-value of the difference (sacreBLEU, 1,000 resamples): whether the test set can tell it from
   chance.
+With --speed, also what each way of running the export costs: greedy sentences per CPU-second (batch 32, the first
+256 test2016 sentences, one thread) of the int8 export, the same int8 weights computed in float32, and the float32
+export, each against the teacher's int8 export, interleaved (hfqd.eval.deploy.interleaved_rates).
 Writes benchmarks/results/ct2_export.{md,json} with the command, commit, machine and date.
 """
 
@@ -30,6 +33,7 @@ from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 from hfqd import QuantConfig, export_ctranslate2, quantize_, save_packed
 from hfqd.data import load_parallel_dir
+from hfqd.eval.deploy import interleaved_rates
 from hfqd.eval.translation import bleu_difference_p_value, corpus_scores, translate, translate_ctranslate2
 from hfqd.eval.report import table, write_report
 from hfqd.utils import command_line, git_commit, run_header
@@ -62,7 +66,19 @@ def greedy_ids_ctranslate2(translator, tokenizer, sources, batch_size=32) -> lis
     return out
 
 
-def measure(name: str, folder: str, data, splits: list[str], workdir: str, patience: int) -> dict:
+def speeds(translators: dict[str, "ctranslate2.Translator"], tokenizer, teacher_int8, sources: list[str],
+           repeats: int) -> dict[str, float]:
+    """Greedy batch-32 sentences per CPU-second of each translator, relative to the teacher's int8 export."""
+    def run(translator):
+        return lambda: len(translate_ctranslate2(translator, tokenizer, sources, 32, 1, MAX_NEW_TOKENS,
+                                                 MAX_NEW_TOKENS))
+
+    rates = interleaved_rates({"teacher": run(teacher_int8), **{k: run(t) for k, t in translators.items()}}, repeats)
+    return {f"speed_{k}_vs_teacher_int8": rates[k]["cpu"] / rates["teacher"]["cpu"] for k in translators}
+
+
+def measure(name: str, folder: str, data, splits: list[str], workdir: str, patience: int,
+            teacher_int8=None, repeats: int = 5) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForSeq2SeqLM.from_pretrained(folder).eval()
     row = {"model": name, "source": folder}
@@ -96,6 +112,9 @@ def measure(name: str, folder: str, data, splits: list[str], workdir: str, patie
             f"bleu_{split}_beam4_transformers"]
         row[f"int8_same_beam4_output_{split}"] = sum(a == b for a, b in zip(hf, ct2)) / len(hf)
         row[f"int8_difference_p_value_{split}"] = bleu_difference_p_value(hf, ct2, refs)
+    if teacher_int8 is not None:
+        modes = {"int8": int8, "int8_weights_float32_compute": int8_weights, "float32": fp32}
+        row.update(speeds(modes, tokenizer, teacher_int8, sources[:256], repeats))
     return row
 
 
@@ -108,6 +127,8 @@ def main() -> None:
     parser.add_argument("--output", default=os.path.join(ROOT, "benchmarks", "results", "ct2_export"))
     parser.add_argument("--patience", type=int, default=2,
                         help="CTranslate2 beam patience; 2 stops about where transformers' default beam search does")
+    parser.add_argument("--speed", action="store_true", help="also time each export mode against the teacher's int8")
+    parser.add_argument("--speed_repeats", type=int, default=5, help="interleaved timing rounds (median kept)")
     opts = parser.parse_args()
     torch.set_num_threads(1)  # both engines at one thread, as the speed benchmarks
     data = load_parallel_dir(opts.dataset_dir, "en", "de", {s: s for s in opts.splits})
@@ -119,9 +140,13 @@ def main() -> None:
                     tokenizer=AutoTokenizer.from_pretrained(opts.teacher))
         models = [("teacher", opts.teacher), ("teacher 4-bit packed (pm4)", pm4)]
         models += [(m, m) for m in opts.models]  # named as given: two runs may share SHAPE/ROW
+        teacher_int8 = None
+        if opts.speed:
+            folder = export_ctranslate2(opts.teacher, os.path.join(workdir, "teacher-int8"), "int8", force=True)
+            teacher_int8 = ctranslate2.Translator(folder, intra_threads=1)
         for index, (name, folder) in enumerate(models):
             rows.append(measure(name, folder, data, opts.splits, os.path.join(workdir, f"export-{index}"),
-                                opts.patience))
+                                opts.patience, teacher_int8, opts.speed_repeats))
             print(json.dumps(rows[-1]))
     header = run_header(command_line("scripts/benchmark_ct2_export.py"), git_commit(ROOT),
                         engines=f"transformers generate and ctranslate2 {ctranslate2.__version__}, 1 thread each; "
@@ -137,7 +162,14 @@ def main() -> None:
                 f"{r[f'bleu_{s}_beam4_ct2_int8']:.2f} ({r[f'int8_minus_transformers_{s}']:+.2f}, "
                 f"p {r[f'int8_difference_p_value_{s}']:.2f}; {100 * r[f'int8_same_beam4_output_{s}']:.0f}%)"
                 for s in opts.splits] for r in rows]
-    print(write_report(opts.output, header, [table(columns, cells)], {"rows": rows}))
+    tables = [table(columns, cells)]
+    if opts.speed:
+        modes = ["int8", "int8_weights_float32_compute", "float32"]
+        tables.append(table(["model", "greedy speed vs the teacher's CT2 int8: int8 / int8 weights in float32 / "
+                                      "float32 export"],
+                            [[r["model"], " / ".join(f"{r[f'speed_{m}_vs_teacher_int8']:.2f}x" for m in modes)]
+                             for r in rows]))
+    print(write_report(opts.output, header, tables, {"rows": rows}))
 
 
 if __name__ == "__main__":
