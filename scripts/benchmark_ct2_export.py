@@ -41,6 +41,7 @@ from hfqd.utils import command_line, git_commit, run_header
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(ROOT, "..", "shared")
 MAX_NEW_TOKENS = 128
+SPEED_MODES = ("int8", "int8_weights_float32_compute", "float32")  # the ways --speed runs each export
 
 
 @torch.no_grad()
@@ -113,7 +114,7 @@ def measure(name: str, folder: str, data, splits: list[str], workdir: str, patie
         row[f"int8_same_beam4_output_{split}"] = sum(a == b for a, b in zip(hf, ct2)) / len(hf)
         row[f"int8_difference_p_value_{split}"] = bleu_difference_p_value(hf, ct2, refs)
     if teacher_int8 is not None:
-        modes = {"int8": int8, "int8_weights_float32_compute": int8_weights, "float32": fp32}
+        modes = dict(zip(SPEED_MODES, (int8, int8_weights, fp32)))
         row.update(speeds(modes, tokenizer, teacher_int8, sources[:256], repeats))
     return row
 
@@ -164,10 +165,9 @@ def main() -> None:
                 for s in opts.splits] for r in rows]
     tables = [table(columns, cells)]
     if opts.speed:
-        modes = ["int8", "int8_weights_float32_compute", "float32"]
         tables.append(table(["model", "greedy speed vs the teacher's CT2 int8: int8 / int8 weights in float32 / "
                                       "float32 export"],
-                            [[r["model"], " / ".join(f"{r[f'speed_{m}_vs_teacher_int8']:.2f}x" for m in modes)]
+                            [[r["model"], " / ".join(f"{r[f'speed_{m}_vs_teacher_int8']:.2f}x" for m in SPEED_MODES)]
                              for r in rows]))
     print(write_report(opts.output, header, tables, {"rows": rows}))
 

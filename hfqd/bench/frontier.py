@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, EarlyStoppingCallback
+from transformers.trainer_utils import get_last_checkpoint
 
 from ..data import load_parallel_dir, tokenize_translation
 from ..distill import DistillationArguments, make_student_from_config, make_student_from_teacher
@@ -385,14 +386,15 @@ class Frontier:
 
     def _recorded_best_step(self, shape: Shape, row: str) -> int:
         """The kept model's step for a row saved before records held it: from its run's last trainer state."""
-        states = sorted(Path(self.args.output_dir, shape.name, f"{row}-run").glob("checkpoint-*/trainer_state.json"),
-                        key=lambda path: int(path.parent.name.split("-")[1]))
-        best = json.loads(states[-1].read_text()).get("best_model_checkpoint") if states else None
+        run = os.path.join(self.args.output_dir, shape.name, f"{row}-run")
+        last = get_last_checkpoint(run) if os.path.isdir(run) else None
+        state = os.path.join(last, "trainer_state.json") if last else ""
+        best = json.loads(Path(state).read_text()).get("best_model_checkpoint") if os.path.isfile(state) else None
         if not best:
             raise ValueError(f"{shape.name} {row}: its record has no best_step and no {row}-run/checkpoint-*/"
                              "trainer_state.json names its best checkpoint, so the schedule cannot be continued; "
                              "copy the run's trainer states beside it or train the row again.")
-        return int(os.path.basename(best.rstrip("/")).split("-")[1])
+        return int(best.rstrip("/").rsplit("-", 1)[1])
 
     def _train_from_kd(self, shape: Shape, row: str) -> "Trained":
         """A qd / qat / dq row: quantization-aware training that starts from the shape's kd student."""
