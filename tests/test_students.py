@@ -49,3 +49,27 @@ def test_tokenizer_vocabulary_mismatch():
         with pytest.raises(ValueError, match="same tokenizer"):
             check_same_outputs(teacher, student, tok_a, tok_b)
     check_same_outputs(teacher, student, tok_a, tok_a)
+
+
+def test_students_generate_like_their_teacher(tmp_path):
+    """Generation settings live beside the config: a student that lost them would decode with transformers'
+    defaults (20 tokens, pad allowed) instead of its teacher's beams, length limit and banned tokens."""
+    from transformers import AutoModelForSeq2SeqLM
+
+    from hfqd.hub import save_packed
+    from hfqd.quant import QuantConfig, quantize_
+
+    teacher = tiny_marian(layers=2)
+    teacher.generation_config.update(num_beams=4, max_new_tokens=40, bad_words_ids=[[2]])
+    expected = teacher.generation_config.to_dict()
+    built = {
+        "copied layers": make_student_from_teacher(teacher, encoder_layers=1, decoder_layers=1),
+        "new sizes": make_student_from_config(teacher, d_model=16, encoder_ffn_dim=32, decoder_ffn_dim=32),
+    }
+    for how, student in built.items():
+        assert student.generation_config.to_dict() == expected, how
+        assert student.generation_config is not teacher.generation_config, how
+    student = quantize_(built["new sizes"], QuantConfig(bits=4, bucket_size=16))
+    save_packed(student, str(tmp_path))
+    loaded = AutoModelForSeq2SeqLM.from_pretrained(str(tmp_path)).generation_config
+    assert (loaded.num_beams, loaded.max_new_tokens, loaded.bad_words_ids) == (4, 40, [[2]])

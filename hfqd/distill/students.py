@@ -118,7 +118,7 @@ def make_student_from_teacher(
     if unexpected_missing:
         raise ValueError(f"Could not copy {unexpected_missing[:3]} from the teacher.")
     student.tie_weights()
-    return student.to(next(teacher.parameters()).dtype)
+    return _decodes_like(student.to(next(teacher.parameters()).dtype), teacher)
 
 
 def make_student_from_config(teacher: PreTrainedModel, seed: int = 0, **config_overrides) -> PreTrainedModel:
@@ -132,7 +132,16 @@ def make_student_from_config(teacher: PreTrainedModel, seed: int = 0, **config_o
             raise ValueError(f"{type(config).__name__} has no field {key!r}.")
         setattr(config, key, value)
     torch.manual_seed(seed)
-    return AutoModelForSeq2SeqLM.from_config(config)
+    return _decodes_like(AutoModelForSeq2SeqLM.from_config(config), teacher)
+
+
+def _decodes_like(student: PreTrainedModel, teacher: PreTrainedModel) -> PreTrainedModel:
+    """Give the student its teacher's generation settings (beams, length limits, banned tokens such as OPUS-MT's
+    pad), which live beside the config, not in it: without them a student generated with transformers' defaults
+    (20 tokens at most, pad allowed) and its CTranslate2 export could not drop the banned pad."""
+    if getattr(teacher, "generation_config", None) is not None and student.can_generate():
+        student.generation_config = copy.deepcopy(teacher.generation_config)
+    return student
 
 
 def make_marian(
