@@ -9,10 +9,9 @@
 #   .gpu/multi30k     Multi30k train / val / test2016 / test2017
 #   .gpu/whl          transformers, the version installed here (no dependencies: the image has the rest)
 #   .gpu/whl52        datasets with dill and multiprocess, for the image's Python 3.12
-#   .gpu/d192kd       round 4's 5-minute d192-3+1 kd row, which the next GPU plan continues and starts its d192
-#                     rows from: kd/ (runs/ff_kd_5min/d192-3+1/kd without its CTranslate2 folder) and kd-run/ (its
-#                     trainer states: the step its schedule continues from), when this machine has it; the
-#                     plan refuses to start without it.
+#   .gpu/d192kd       the converged d192-3+1 kd row, which the next GPU plan starts its d192 rows from: kd/
+#                     (runs/ff_d192_continued/d192-3+1/kd without its CTranslate2 folder), when this machine has
+#                     it; the plan refuses to start without it.
 # .gpu is added to .git/info/exclude, so that it is never committed.
 set -euo pipefail
 shared=${SHARED:-../shared}  # where ../shared is, from the repository root
@@ -25,12 +24,11 @@ version() { python -c "import importlib.metadata as m; print(m.version('$1'))"; 
 python -m pip download -q --no-deps -d .gpu/whl "transformers==$(version transformers)"
 python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 -d .gpu/whl52 \
     "datasets==$(version datasets)" "dill==$(version dill)" "multiprocess==$(version multiprocess)"
-row=runs/ff_kd_5min/d192-3+1
-if [ -f "$row/kd/hfqd_trained.json" ] && [ ! -f .gpu/d192kd/kd/hfqd_trained.json ]; then
+row=runs/ff_d192_continued/d192-3+1/kd
+if [ -f "$row/hfqd_trained.json" ] && ! cmp -s "$row/hfqd_trained.json" .gpu/d192kd/kd/hfqd_trained.json; then
     rm -rf .gpu/d192kd && mkdir -p .gpu/d192kd/kd
-    find "$row/kd" -maxdepth 1 -type f -exec cp -p {} .gpu/d192kd/kd/ \;
-    (cd "$row" && find kd-run -name trainer_state.json -exec cp -p --parents {} ../../../.gpu/d192kd/ \;)
+    find "$row" -maxdepth 1 -type f -exec cp -p {} .gpu/d192kd/kd/ \;
 fi
 grep -qs "\.gpu" .git/info/exclude 2>/dev/null || echo ".gpu" >> .git/info/exclude
-[ -d .gpu/d192kd ] || echo "No d192-3+1 kd row here (runs/ff_kd_5min/d192-3+1): the next GPU plan needs it."
+[ -d .gpu/d192kd ] || echo "No d192-3+1 kd row here ($row): the next GPU plan needs it."
 du -sh .gpu/*

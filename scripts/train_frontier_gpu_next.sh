@@ -4,25 +4,25 @@
 #
 #   scripts/train_frontier_gpu_next.sh OUT [flags added to every job]
 #
-# Needs, in the GPU machine's copy of the tree: the teacher and Multi30k under .gpu/ (teacher/, multi30k/) and round
-# 4's 5-minute d192-3+1 kd row with its trainer states under .gpu/d192kd (kd/, kd-run/); scripts/prepare_gpu_carry.sh
-# assembles .gpu/. Round 4 found kd still rising after 5 minutes (14 epochs); `--continue_rows kd` trains that very
-# row on, its schedule continued, until early stopping or its budget, and the best shape's quantized rows start
-# from the result (d128-2+1's kd was continued to early stopping on the CPU: runs/ff_kd_continued).
-# Jobs (wall-clock budgets on a shared GPU; END, default 540 s, stops what is unfinished):
-#   - d192-3+1 kd continued for 3.5 minutes, then qd4 and qd2 (buckets of 128) from it with 2 minutes each;
-#   - d192-3+1 kdseq from scratch with 7 minutes: against kd's 5 + 3.5 (round 4: both 5 minutes, kdseq below);
-#   - d192-3+1 dq2 with 5.5 minutes from the carried kd as it was (round 4's 8 minutes ran past the lease).
-# Every job writes under runs/ff_round5* so that no row of the committed frontier is replaced. Then, on the CPU:
-#   python scripts/benchmark_translation.py --budget full_frontier --shapes d192-3+1 --rows kd qd4 \
-#       --output_dir runs/ff_round5 --results_dir benchmarks/results/frontier_full_frontier_round5
-#   python scripts/benchmark_translation.py --budget full_frontier --shapes d192-3+1 --rows qd2 --bucket_size 128 \
-#       --output_dir runs/ff_round5 --results_dir benchmarks/results/frontier_full_frontier_round5_bucket128
+# Needs, in the GPU machine's copy of the tree: the teacher and Multi30k under .gpu/ (teacher/, multi30k/) and the
+# converged d192-3+1 kd under .gpu/d192kd/kd (round 4's 5-minute kd continued on the CPU to early stopping:
+# runs/ff_d192_continued, benchmarks/results/frontier_full_frontier_d192_continued/); scripts/prepare_gpu_carry.sh
+# assembles .gpu/. Its qd4 was trained on the CPU; what a GPU adds is rows too slow for 2 cores:
+#   - d192-3+1 kdseq from scratch with 7 minutes (kd reached early stopping after about 18 epochs: 14 in 5 GPU
+#     minutes, then 4 on the CPU), to compare sequence-level KD with a converged kd;
+#   - d192-3+1 qd2 with buckets of 128 from the converged kd at seeds 0, 1 and 2, 2.5 minutes each: whether the
+#     2-bit margin holds seed by seed once the start is converged (round 3/4's seeds started from a 2.5-minute kd);
+#   - d192-3+1 dq2 with 5.5 minutes from the converged kd (round 4's 8 minutes ran past the lease).
+# Wall-clock budgets on a shared GPU; END (default 540 s) stops what is unfinished. Every job writes under
+# runs/ff_round5* so that no row of the committed frontier is replaced. Then, on the CPU (each with
+# --extra_rows_shape none; copy the teacher row's file into each new results folder to skip rescoring it):
 #   python scripts/benchmark_translation.py --budget full_frontier --shapes d192-3+1 --rows kdseq \
 #       --output_dir runs/ff_round5_kdseq --results_dir benchmarks/results/frontier_full_frontier_round5
 #   python scripts/benchmark_translation.py --budget full_frontier --shapes d192-3+1 --rows dq2 \
 #       --output_dir runs/ff_round5_dq2 --results_dir benchmarks/results/frontier_full_frontier_round5
-# (each with --extra_rows_shape none; copy the teacher row's file into a new results folder to skip rescoring it).
+#   for seed in 0 1 2; do python scripts/benchmark_translation.py --budget full_frontier --shapes d192-3+1 \
+#       --rows qd2 --bucket_size 128 --seed $seed --output_dir runs/ff_round5_b128_s$seed \
+#       --results_dir benchmarks/results/frontier_full_frontier_round5_bucket128_seed$seed; done
 # The device call (carry [".gpu"]):
 #   python3 -m pip install -q --no-index --no-deps --target /tmp/site .gpu/whl/*.whl .gpu/whl52/*.whl
 #   export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
@@ -44,27 +44,22 @@ if [ ! -f .gpu/d192kd/kd/hfqd_trained.json ]; then
     echo "No carried d192-3+1 kd in .gpu/d192kd: run scripts/prepare_gpu_carry.sh on the machine that has it." >&2
     exit 2
 fi
-for dir in runs/ff_round5 runs/ff_round5_dq2; do
+for dir in runs/ff_round5_dq2 runs/ff_round5_b128_s{0,1,2}; do
     mkdir -p $dir/d192-3+1 && cp -rp .gpu/d192kd/kd $dir/d192-3+1/
 done
-cp -rp .gpu/d192kd/kd-run runs/ff_round5/d192-3+1/  # its trainer states: the step its schedule continues from
 job d192-kdseq --output_dir runs/ff_round5_kdseq --shapes d192-3+1 --rows kdseq --kd_minutes 7 "$@" &
 first=$!
 for _ in $(seq 180); do  # the teacher cache is built once, by the first job
     grep -qs "Teacher cache .* on disk" "$out/d192-kdseq.log" || ! kill -0 $first 2>/dev/null && break
     sleep 1
 done
-{
-    job d192-kd-continued --output_dir runs/ff_round5 --shapes d192-3+1 --rows kd --continue_rows kd \
-        --kd_minutes 3.5 "$@"
-    job d192-qd4 --output_dir runs/ff_round5 --shapes d192-3+1 --rows qd4 --quant_minutes 2 "$@" &
-    job d192-qd2-b128 --output_dir runs/ff_round5 --shapes d192-3+1 --rows qd2 --bucket_size 128 \
-        --quant_minutes 2 "$@" &
-    wait
-} &
+for seed in 0 1 2; do
+    job d192-qd2-b128-s$seed --output_dir runs/ff_round5_b128_s$seed --shapes d192-3+1 --rows qd2 \
+        --bucket_size 128 --seed $seed --quant_minutes 2.5 "$@" &
+done
 job d192-dq2 --output_dir runs/ff_round5_dq2 --shapes d192-3+1 --rows dq2 --quant_minutes 5.5 "$@" &
 wait
-carried=(-not -path 'runs/ff_round5_dq2/d192-3+1/kd/*')  # dq2's copy of the carried kd
+carried=(-not -path 'runs/ff_round5_*/d192-3+1/kd/*')  # the copies of the carried kd
 rows=$(find runs -name hfqd_trained.json -newer "$start" "${carried[@]}" -printf '%h\n' | sort)
 states=$(find runs -path '*-run*/checkpoint-*/trainer_state.json' -newer "$start" | sort -V)
 # One tar with the logs, in 15 MB pieces: the device tool returns at most eight files a call.
