@@ -48,15 +48,20 @@ for dir in runs/ff_round5_dq2 runs/ff_round5_b128_s{0,1,2}; do
     mkdir -p $dir/d192-3+1 && cp -rp .gpu/d192kd/kd $dir/d192-3+1/
 done
 job d192-kdseq --output_dir runs/ff_round5_kdseq --shapes d192-3+1 --rows kdseq --kd_minutes 7 "$@" &
+qd2() {
+    job d192-qd2-b128-s$1 --output_dir runs/ff_round5_b128_s$1 --shapes d192-3+1 --rows qd2 --bucket_size 128 \
+        --seed $1 --quant_minutes 2.5 "${@:2}"
+}
+qd2 0 "$@" &
 first=$!
-for _ in $(seq 180); do  # the teacher cache is built once, by the first job
-    grep -qs "Teacher cache .* on disk" "$out/d192-kdseq.log" || ! kill -0 $first 2>/dev/null && break
+# the teacher cache of the training data is built once, by the first job that needs it (kdseq's is of the
+# teacher's translations: its own)
+for _ in $(seq 180); do
+    grep -qs "Teacher cache .* on disk" "$out/d192-qd2-b128-s0.log" || ! kill -0 $first 2>/dev/null && break
     sleep 1
 done
-for seed in 0 1 2; do
-    job d192-qd2-b128-s$seed --output_dir runs/ff_round5_b128_s$seed --shapes d192-3+1 --rows qd2 \
-        --bucket_size 128 --seed $seed --quant_minutes 2.5 "$@" &
-done
+qd2 1 "$@" &
+qd2 2 "$@" &
 job d192-dq2 --output_dir runs/ff_round5_dq2 --shapes d192-3+1 --rows dq2 --quant_minutes 5.5 "$@" &
 wait
 carried=(-not -path 'runs/ff_round5_*/d192-3+1/kd/*')  # the copies of the carried kd
