@@ -137,8 +137,8 @@ def make_student_from_config(teacher: PreTrainedModel, seed: int = 0, **config_o
 
 def _decodes_like(student: PreTrainedModel, teacher: PreTrainedModel) -> PreTrainedModel:
     """Give the student its teacher's generation settings (beams, length limits, banned tokens such as OPUS-MT's
-    pad), which live beside the config, not in it: without them a student generated with transformers' defaults
-    (20 tokens at most, pad allowed) and its CTranslate2 export could not drop the banned pad."""
+    pad). They live beside the config, not in it: without them the student decodes with transformers' defaults (at
+    most 20 tokens, pad allowed), and its CTranslate2 export does not know that pad is banned."""
     if getattr(teacher, "generation_config", None) is not None and student.can_generate():
         student.generation_config = copy.deepcopy(teacher.generation_config)
     return student
