@@ -67,11 +67,21 @@ def git_commit(path: str = ".") -> str:
         return "unknown"
 
 
+def _cpu_model() -> str | None:
+    """The CPU's model name, where Linux says it: speed ratios measured on different CPUs differ (int8 kernels)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), None)
+    except OSError:
+        return None
+
+
 def machine_description() -> str:
-    """CPU/GPU summary for results files."""
+    """CPU/GPU summary for results files. No comma in the CPU part: "GPU, CPU" is split on the first one."""
     import torch
 
-    cpu = f"{os.cpu_count()} CPU cores ({platform.machine()})"
+    model = _cpu_model()
+    cpu = f"{os.cpu_count()} CPU cores ({platform.machine()}{'; ' + model.replace(',', ' ') if model else ''})"
     if torch.cuda.is_available():
         return f"{torch.cuda.get_device_name(0)} x{torch.cuda.device_count()}, {cpu}"
     return cpu
