@@ -11,7 +11,7 @@
 #   .gpu/whl52        datasets with dill and multiprocess, for the image's Python 3.12
 #   .gpu/d192kd       the converged d192-3+1 kd row, which the next GPU plan starts its d192 rows from: kd/
 #                     (runs/ff_d192_continued/d192-3+1/kd without its CTranslate2 folder), when this machine has
-#                     it; the plan refuses to start without it.
+#                     it; without it the plan trains a 5-minute d192 kd first and starts from that.
 # .gpu is added to .git/info/exclude, so that it is never committed.
 set -euo pipefail
 shared=${SHARED:-../shared}  # where ../shared is, from the repository root
@@ -30,5 +30,5 @@ if [ -f "$row/hfqd_trained.json" ] && ! cmp -s "$row/hfqd_trained.json" .gpu/d19
     find "$row" -maxdepth 1 -type f -exec cp -p {} .gpu/d192kd/kd/ \;
 fi
 grep -qs "\.gpu" .git/info/exclude 2>/dev/null || echo ".gpu" >> .git/info/exclude
-[ -d .gpu/d192kd ] || echo "No d192-3+1 kd row here ($row): the next GPU plan needs it."
+[ -d .gpu/d192kd ] || echo "No d192-3+1 kd row here ($row): the next GPU plan will train one first."
 du -sh .gpu/*

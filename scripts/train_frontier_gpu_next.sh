@@ -4,10 +4,12 @@
 #
 #   scripts/train_frontier_gpu_next.sh OUT [flags added to every job]
 #
-# Needs, in the GPU machine's copy of the tree: the teacher and Multi30k under .gpu/ (teacher/, multi30k/) and the
-# converged d192-3+1 kd under .gpu/d192kd/kd (round 4's 5-minute kd continued on the CPU to early stopping:
-# runs/ff_d192_continued, benchmarks/results/frontier_full_frontier_d192_continued/); scripts/prepare_gpu_carry.sh
-# assembles .gpu/. Its qd4 was trained on the CPU; what a GPU adds is rows too slow for 2 cores:
+# Needs, in the GPU machine's copy of the tree: the teacher and Multi30k under .gpu/ (teacher/, multi30k/) and,
+# when the carrying machine has it, the converged d192-3+1 kd under .gpu/d192kd/kd (round 4's 5-minute kd continued
+# on the CPU to early stopping: runs/ff_d192_continued, benchmarks/results/frontier_full_frontier_d192_continued/);
+# scripts/prepare_gpu_carry.sh assembles .gpu/. Without it (a fresh machine does not have it) the plan first trains
+# a d192 kd for 5 minutes beside kdseq, and the quantized rows start from that one with what is left of END.
+# Its qd4 was trained on the CPU; what a GPU adds is rows too slow for 2 cores:
 #   - d192-3+1 kdseq from scratch with 7 minutes (kd reached early stopping after about 18 epochs: 14 in 5 GPU
 #     minutes, then 4 on the CPU), to compare sequence-level KD with a converged kd;
 #   - d192-3+1 qd2 with buckets of 128 from the converged kd at seeds 0, 1 and 2, 2.5 minutes each: whether the
@@ -40,17 +42,22 @@ job() {
         --results_dir "/tmp/unused_$name" "$@" >"$out/$name.log" 2>&1
     echo "$name: exit $? at $SECONDS s"
 }
-if [ ! -f .gpu/d192kd/kd/hfqd_trained.json ]; then
-    echo "No carried d192-3+1 kd in .gpu/d192kd: run scripts/prepare_gpu_carry.sh on the machine that has it." >&2
-    exit 2
+job d192-kdseq --output_dir runs/ff_round5_kdseq --shapes d192-3+1 --rows kdseq --kd_minutes 7 "$@" &
+kd=.gpu/d192kd/kd qd_minutes=2.5 dq_minutes=5.5
+if [ ! -f $kd/hfqd_trained.json ]; then
+    echo "No carried d192-3+1 kd in .gpu/d192kd (scripts/prepare_gpu_carry.sh on the machine that has it):" \
+         "training one for 5 minutes first; it builds the teacher cache." >&2
+    job d192-kd --output_dir runs/ff_round5_kd --shapes d192-3+1 --rows kd --kd_minutes 5 "$@"
+    kd=runs/ff_round5_kd/d192-3+1/kd
+    # what is left of END, less a minute for the last validation and the packing: 1.5-minute qd2, 2-minute dq2
+    qd_minutes=1.5 dq_minutes=2
 fi
 for dir in runs/ff_round5_dq2 runs/ff_round5_b128_s{0,1,2}; do
-    mkdir -p $dir/d192-3+1 && cp -rp .gpu/d192kd/kd $dir/d192-3+1/
+    mkdir -p $dir/d192-3+1 && cp -rp $kd $dir/d192-3+1/
 done
-job d192-kdseq --output_dir runs/ff_round5_kdseq --shapes d192-3+1 --rows kdseq --kd_minutes 7 "$@" &
 qd2() {
     job d192-qd2-b128-s$1 --output_dir runs/ff_round5_b128_s$1 --shapes d192-3+1 --rows qd2 --bucket_size 128 \
-        --seed $1 --quant_minutes 2.5 "${@:2}"
+        --seed $1 --quant_minutes $qd_minutes "${@:2}"
 }
 qd2 0 "$@" &
 first=$!
@@ -62,9 +69,10 @@ for _ in $(seq 180); do
 done
 qd2 1 "$@" &
 qd2 2 "$@" &
-job d192-dq2 --output_dir runs/ff_round5_dq2 --shapes d192-3+1 --rows dq2 --quant_minutes 5.5 "$@" &
+job d192-dq2 --output_dir runs/ff_round5_dq2 --shapes d192-3+1 --rows dq2 --quant_minutes $dq_minutes "$@" &
 wait
-carried=(-not -path 'runs/ff_round5_*/d192-3+1/kd/*')  # the copies of the carried kd
+# the copies of the kd the quantized rows start from (a kd trained here is kept: runs/ff_round5_kd)
+carried=(-not -path 'runs/ff_round5_dq2/d192-3+1/kd/*' -not -path 'runs/ff_round5_b128_s*/d192-3+1/kd/*')
 rows=$(find runs -name hfqd_trained.json -newer "$start" "${carried[@]}" -printf '%h\n' | sort)
 states=$(find runs -path '*-run*/checkpoint-*/trainer_state.json' -newer "$start" | sort -V)
 # One tar with the logs, in 15 MB pieces: the device tool returns at most eight files a call.
