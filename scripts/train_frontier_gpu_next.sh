@@ -25,6 +25,7 @@
 #   for seed in 0 1 2; do python scripts/benchmark_translation.py --budget full_frontier --shapes d192-3+1 \
 #       --rows qd2 --bucket_size 128 --seed $seed --output_dir runs/ff_round5_b128_s$seed \
 #       --results_dir benchmarks/results/frontier_full_frontier_round5_bucket128_seed$seed; done
+# (and, when the plan trained its own kd, the same with --rows kd --output_dir runs/ff_round5_kd)
 # The device call (carry [".gpu"]):
 #   python3 -m pip install -q --no-index --no-deps --target /tmp/site .gpu/whl/*.whl .gpu/whl52/*.whl
 #   export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
@@ -52,24 +53,28 @@ if [ ! -f $kd/hfqd_trained.json ]; then
     # what is left of END, less a minute for the last validation and the packing: 1.5-minute qd2, 2-minute dq2
     qd_minutes=1.5 dq_minutes=2
 fi
-for dir in runs/ff_round5_dq2 runs/ff_round5_b128_s{0,1,2}; do
-    mkdir -p $dir/d192-3+1 && cp -rp $kd $dir/d192-3+1/
-done
-qd2() {
-    job d192-qd2-b128-s$1 --output_dir runs/ff_round5_b128_s$1 --shapes d192-3+1 --rows qd2 --bucket_size 128 \
-        --seed $1 --quant_minutes $qd_minutes "${@:2}"
-}
-qd2 0 "$@" &
-first=$!
-# the teacher cache of the training data is built once, by the first job that needs it (kdseq's is of the
-# teacher's translations: its own)
-for _ in $(seq 180); do
-    grep -qs "Teacher cache .* on disk" "$out/d192-qd2-b128-s0.log" || ! kill -0 $first 2>/dev/null && break
-    sleep 1
-done
-qd2 1 "$@" &
-qd2 2 "$@" &
-job d192-dq2 --output_dir runs/ff_round5_dq2 --shapes d192-3+1 --rows dq2 --quant_minutes $dq_minutes "$@" &
+if [ ! -f $kd/hfqd_trained.json ]; then
+    echo "No d192-3+1 kd to start from ($kd): the quantized rows are skipped." >&2
+else
+    for dir in runs/ff_round5_dq2 runs/ff_round5_b128_s{0,1,2}; do
+        mkdir -p $dir/d192-3+1 && cp -rp $kd $dir/d192-3+1/
+    done
+    qd2() {
+        job d192-qd2-b128-s$1 --output_dir runs/ff_round5_b128_s$1 --shapes d192-3+1 --rows qd2 --bucket_size 128 \
+            --seed $1 --quant_minutes $qd_minutes "${@:2}"
+    }
+    qd2 0 "$@" &
+    first=$!
+    # the teacher cache of the training data is built once, by the first job that needs it (kdseq's is of the
+    # teacher's translations: its own)
+    for _ in $(seq 180); do
+        grep -qs "Teacher cache .* on disk" "$out/d192-qd2-b128-s0.log" || ! kill -0 $first 2>/dev/null && break
+        sleep 1
+    done
+    qd2 1 "$@" &
+    qd2 2 "$@" &
+    job d192-dq2 --output_dir runs/ff_round5_dq2 --shapes d192-3+1 --rows dq2 --quant_minutes $dq_minutes "$@" &
+fi
 wait
 # the copies of the kd the quantized rows start from (a kd trained here is kept: runs/ff_round5_kd)
 carried=(-not -path 'runs/ff_round5_dq2/d192-3+1/kd/*' -not -path 'runs/ff_round5_b128_s*/d192-3+1/kd/*')
