@@ -81,7 +81,8 @@ def machine_description() -> str:
     import torch
 
     model = _cpu_model()
-    cpu = f"{os.cpu_count()} CPU cores ({platform.machine()}{'; ' + model.replace(',', ' ') if model else ''})"
+    detail = platform.machine() + (f"; {model.replace(',', ' ')}" if model else "")
+    cpu = f"{os.cpu_count()} CPU cores ({detail})"
     if torch.cuda.is_available():
         return f"{torch.cuda.get_device_name(0)} x{torch.cuda.device_count()}, {cpu}"
     return cpu
