@@ -9,9 +9,9 @@
 #   .gpu/multi30k     Multi30k train / val / test2016 / test2017
 #   .gpu/whl          transformers, the version installed here (no dependencies: the image has the rest)
 #   .gpu/whl52        datasets with dill and multiprocess, for the image's Python 3.12
-#   .gpu/d192kd       the converged d192-3+1 kd row, which the next GPU plan starts its d192 rows from: kd/
-#                     (runs/ff_d192_continued/d192-3+1/kd without its CTranslate2 folder), when this machine has
-#                     it; without it the plan trains a 5-minute d192 kd first and starts from that.
+#   .gpu/d192kd       a converged d192-3+1 kd row, which the next GPU plan starts its d192 rows from: kd/ (KD_ROW,
+#                     default round 5's runs/ff_round5_kd/d192-3+1/kd, without its CTranslate2 folder), when this
+#                     machine has it; without it the plan trains a d192 kd first and starts from that.
 # .gpu is added to .git/info/exclude, so that it is never committed.
 set -euo pipefail
 shared=${SHARED:-../shared}  # where ../shared is, from the repository root
@@ -24,7 +24,7 @@ version() { python -c "import importlib.metadata as m; print(m.version('$1'))"; 
 python -m pip download -q --no-deps -d .gpu/whl "transformers==$(version transformers)"
 python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 -d .gpu/whl52 \
     "datasets==$(version datasets)" "dill==$(version dill)" "multiprocess==$(version multiprocess)"
-row=runs/ff_d192_continued/d192-3+1/kd
+row=${KD_ROW:-runs/ff_round5_kd/d192-3+1/kd}
 if [ -f "$row/hfqd_trained.json" ] && ! cmp -s "$row/hfqd_trained.json" .gpu/d192kd/kd/hfqd_trained.json; then
     rm -rf .gpu/d192kd && mkdir -p .gpu/d192kd/kd
     find "$row" -maxdepth 1 -type f -exec cp -p {} .gpu/d192kd/kd/ \;

@@ -15,13 +15,14 @@
 #      END less a minute for the last validation and the packing (round 3's seed 0 started from a 2.5-minute kd,
 #      round 4's seeds 1 and 2 from the same kd among eight jobs; the converged kd's CPU run had three epochs).
 # kdseq and dq2 are not in it: kdseq was measured near convergence on the CPU (frontier_full_frontier_kdseq_cpu),
-# and dq2's slow steps would share the GPU with the seeds. Every job writes under runs/ff_round5* so that no row of
-# the committed frontier is replaced. Then, on the CPU (copy the teacher row's file into each new results folder
-# to skip rescoring it):
+# and dq2's slow steps would share the GPU with the seeds. Every job writes under runs/$RUN* (RUN defaults to
+# ff_round5) so that no row of the committed frontier is replaced; flags after OUT reach every job (for example
+# RUN=ff_round5_lr1e-4 with --quant_learning_rate 1e-4). Then, on the CPU (the same flags; copy the teacher row's
+# file into each new results folder to skip rescoring it):
 #   python scripts/benchmark_translation.py --budget full_frontier --shapes d192-3+1 --rows kd \
-#       --extra_rows_shape none --output_dir runs/ff_round5_kd --results_dir benchmarks/results/frontier_full_frontier_round5
+#       --extra_rows_shape none --output_dir runs/${RUN}_kd --results_dir benchmarks/results/frontier_full_frontier_round5
 #   for seed in 0 1 2; do python scripts/benchmark_translation.py --budget full_frontier --shapes d192-3+1 \
-#       --rows qd2 --bucket_size 128 --seed $seed --extra_rows_shape none --output_dir runs/ff_round5_b128_s$seed \
+#       --rows qd2 --bucket_size 128 --seed $seed --extra_rows_shape none --output_dir runs/${RUN}_b128_s$seed \
 #       --results_dir benchmarks/results/frontier_full_frontier_round5_bucket128_seed$seed; done
 # The device call (carry [".gpu"]):
 #   python3 -m pip install -q --no-index --no-deps --target /tmp/site .gpu/whl/*.whl .gpu/whl52/*.whl
@@ -30,6 +31,7 @@
 set -u
 out=$1; shift
 end=${END:-545}
+run=${RUN:-ff_round5}
 mkdir -p "$out"
 start=$(mktemp)
 common=(--budget full_frontier --train_only true --teacher .gpu/teacher --dataset_dir .gpu/multi30k
@@ -44,8 +46,8 @@ job() {
 kd=.gpu/d192kd/kd
 if [ ! -f $kd/hfqd_trained.json ]; then
     echo "No carried d192-3+1 kd in .gpu/d192kd: training one alone for ${KD_MINUTES:-4.5} minutes first." >&2
-    job d192-kd --output_dir runs/ff_round5_kd --shapes d192-3+1 --rows kd --kd_minutes "${KD_MINUTES:-4.5}" "$@"
-    kd=runs/ff_round5_kd/d192-3+1/kd
+    job d192-kd --output_dir runs/${run}_kd --shapes d192-3+1 --rows kd --kd_minutes "${KD_MINUTES:-4.5}" "$@"
+    kd=runs/${run}_kd/d192-3+1/kd
 fi
 if [ ! -f $kd/hfqd_trained.json ]; then
     echo "No d192-3+1 kd to start from ($kd): the quantized rows are skipped." >&2
@@ -54,14 +56,14 @@ else
     qd_minutes=$(python3 -c "print(round(max($end - $SECONDS - 60, 30) / 60, 2))")
     echo "qd2 seeds: $qd_minutes minutes each, from $kd"
     for seed in 0 1 2; do
-        mkdir -p runs/ff_round5_b128_s$seed/d192-3+1 && cp -rp $kd runs/ff_round5_b128_s$seed/d192-3+1/
-        job d192-qd2-b128-s$seed --output_dir runs/ff_round5_b128_s$seed --shapes d192-3+1 --rows qd2 \
+        mkdir -p runs/${run}_b128_s$seed/d192-3+1 && cp -rp $kd runs/${run}_b128_s$seed/d192-3+1/
+        job d192-qd2-b128-s$seed --output_dir runs/${run}_b128_s$seed --shapes d192-3+1 --rows qd2 \
             --bucket_size 128 --seed $seed --quant_minutes "$qd_minutes" "$@" &
     done
 fi
 wait
 # the rows trained here, less the copies of the kd the seeds start from
-rows=$(find runs -name hfqd_trained.json -newer "$start" -not -path 'runs/ff_round5_b128_s*/d192-3+1/kd/*' \
+rows=$(find runs -name hfqd_trained.json -newer "$start" -not -path "runs/${run}_b128_s*/d192-3+1/kd/*" \
        -printf '%h\n' | sort)
 states=$(find runs -path '*-run*/checkpoint-*/trainer_state.json' -newer "$start" | sort -V)
 # One tar with the logs, in 15 MB pieces: the device tool returns at most eight files a call.
