@@ -167,9 +167,18 @@ def test_predict_with_generate_reports_bleu_and_chrf(corpus, tmp_path):
         data_collator=DataCollatorForSeq2Seq(tokenizer, model=student), processing_class=tokenizer,
         compute_metrics=make_compute_metrics(tokenizer),
     )
+    student.generation_config.max_new_tokens = 8
+
+    def settings():
+        return {k: v for k, v in trainer.model.generation_config.to_diff_dict().items() if not k.startswith("_")}
+
+    before = settings()
     metrics = trainer.evaluate()
     assert 0 <= metrics["eval_bleu"] <= 100 and 0 <= metrics["eval_chrf"] <= 100
     assert "eval_loss" in metrics
+    # validation leaves the student's generation settings as they were: no defaults written into what is saved
+    assert settings() == before
+    assert trainer.model.generation_config.max_length is None
 
 
 def test_dq_trains_only_points_in_their_own_group(corpus, tmp_path):

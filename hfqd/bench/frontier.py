@@ -274,12 +274,13 @@ class Frontier:
 
     def _train_args(self, shape: Shape, row: str, run: str = "", **overrides) -> DistillationArguments:
         out = os.path.join(self.args.output_dir, shape.name, run or f"{row}-run")
-        return dataclasses.replace(
-            self.args, output_dir=out, **self._evaluation_schedule(), save_total_limit=2,
+        settings = dict(
+            output_dir=out, **self._evaluation_schedule(), save_total_limit=2,
             load_best_model_at_end=True, metric_for_best_model="bleu", greater_is_better=True,
             predict_with_generate=True, generation_max_length=self.bench.max_length, generation_num_beams=1,
-            push_to_hub=False, **overrides,
+            push_to_hub=False,
         )
+        return dataclasses.replace(self.args, **{**settings, **overrides})
 
     def _evaluation_schedule(self) -> dict:
         """Evaluate and checkpoint at each epoch end, or ``evaluations_per_epoch`` times an epoch."""
@@ -293,6 +294,8 @@ class Frontier:
                best: float | None = None, **overrides) -> "Trained":
         """Train ``model`` as ``row`` in the folder ``{row}-run`` (``run``: another name). ``best``: the validation
         BLEU a checkpoint must beat (a continued row's); with none better the model comes back as it went in."""
+        if model.generation_config.max_new_tokens is not None:  # the student's own limit (the teacher's) wins over
+            overrides.setdefault("generation_max_length", None)  # a max_length beside it, with a warning each batch
         args = self._train_args(shape, row, run=run, **overrides)
         # A row interrupted by the end of a session continues from its last complete checkpoint on the same machine;
         # its training time is carried in the checkpoint.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 
@@ -291,6 +292,17 @@ class QuantizedDistillationTrainer(Seq2SeqTrainer):
                 logs["ce_loss"] = round(ce / tokens, 4)
             self._reset_distill_logs()
         super().log(logs, start_time)
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None, **gen_kwargs):
+        # Seq2SeqTrainer writes every unset generation default (max_length=20, top_k=50, ...) into the model's own
+        # generation_config after generating. The student would be saved with them, and each later `generate` with
+        # `max_new_tokens` would warn that both limits are set: keep the config the student came with.
+        kept = copy.deepcopy(self.model.generation_config)
+        try:
+            return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys, **gen_kwargs)
+        finally:
+            kept._from_model_config = self.model.generation_config._from_model_config  # the parent's own flag
+            self.model.generation_config = kept
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         # Seeds stochastic rounding by the global step, identically on every process and after a resume.
