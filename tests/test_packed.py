@@ -10,6 +10,7 @@ from transformers import AutoModelForSeq2SeqLM, DataCollatorForSeq2Seq
 import hfqd  # noqa: F401  (registers the "hfqd" quantizer)
 from hfqd import DistillationArguments, QuantizedDistillationTrainer
 from hfqd.hub import pack_codes, packed_size, packed_size_report, save_packed, unpack_codes
+from hfqd.hub.attach import packed_quant_config
 from hfqd.quant import QuantConfig, model_size, quantize_, quantized_parameters
 
 from .conftest import TinyConvNet, tiny_marian
@@ -38,7 +39,8 @@ def _ids():
 
 
 @pytest.mark.parametrize("config", [QuantConfig(bits=3, bucket_size=50), QuantConfig(bits=2, bucket_size=None),
-                                    QuantConfig(bits=4, rounding="stochastic", seed=5)])
+                                    QuantConfig(bits=4, rounding="stochastic", seed=5),
+                                    QuantConfig(bits=2, bucket_size=16, module_bits={"model.shared": 4})])
 def test_from_pretrained_is_bit_exact(tmp_path, config):
     model = quantize_(tiny_marian(), config)
     save_packed(model, str(tmp_path / "packed"))
@@ -57,6 +59,10 @@ def test_from_pretrained_is_bit_exact(tmp_path, config):
     assert qc["quant_method"] == "hfqd" and qc["bits"] == config.bits and qc["hfqd_version"] == hfqd.__version__
     assert qc["bucket_size"] == config.bucket_size and set(qc["quantized_tensors"]) == {
         e.name for e in quantized_parameters(model)}
+    widths = {e.name: e.quantizer.bits for e in quantized_parameters(model)}
+    assert widths == {e.name: config.bits_for(e.module_names) for e in quantized_parameters(model)}
+    assert qc["tensor_bits"] == {name: bits for name, bits in widths.items() if bits != config.bits}
+    assert packed_quant_config(loaded) == config  # what fine-tuning the packed student re-quantizes with
 
 
 def test_packed_file_is_small(tmp_path):

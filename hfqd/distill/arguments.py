@@ -43,6 +43,8 @@ class DistillationArguments(Seq2SeqTrainingArguments):
             to their gradient norms, estimated on a few batches (learned points only).
         quant_include / quant_exclude: glob patterns on module names to quantize / keep in full precision.
         keep_first_last: keep the first and last quantizable layers in full precision.
+        module_bits: `"PATTERN=BITS"` entries: modules whose names match get another width than `bits`
+            (`QuantConfig.module_bits`).
         requantize: for a student loaded from a packed hfqd checkpoint, use these arguments' quantization settings
             instead of the saved ones.
         save_shadows: `save_model` also writes the full-precision shadow weights beside the packed ones, so a later
@@ -97,6 +99,11 @@ class DistillationArguments(Seq2SeqTrainingArguments):
     )
     keep_first_last: bool = field(
         default=False, metadata={"help": "Keep the first and last quantizable layers in full precision."}
+    )
+    module_bits: list[str] = field(
+        default_factory=list,
+        metadata={"help": "PATTERN=BITS: modules matching the glob get another width than --bits, e.g. "
+                          "model.shared=4 (a Marian student's tied embedding and output layer)."},
     )
     requantize: bool = field(
         default=False,
@@ -176,4 +183,5 @@ class DistillationArguments(Seq2SeqTrainingArguments):
             keep_first_last=self.keep_first_last,
             method=self.quant_method,
             points_init=self.points_init,
+            module_bits=tuple(self.module_bits),
         )

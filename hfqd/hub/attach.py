@@ -41,7 +41,8 @@ def packed_quant_config(model: nn.Module) -> QuantConfig | None:
     data = config.to_dict() if hasattr(config, "to_dict") else dict(config)
     if data.get("quant_method") != "hfqd":
         return None
-    if data.get("tensor_bits") and data.get("method") != "learned":
+    per_module = (data.get("quant_config") or {}).get("module_bits")  # widths that re-quantizing reproduces
+    if data.get("tensor_bits") and data.get("method") != "learned" and not per_module:
         raise NotImplementedError(
             "This packed model has different bit widths per tensor, which fine-tuning supports only for learned "
             "points; pass requantize=True (--requantize) to train it with one bit width."

@@ -125,17 +125,21 @@ def quantize_(
                 "into NaN. Fix or retrain the model, or leave the layer out (exclude=...)."
             )
     state = QuantState()
+    names: dict[int, list[str]] = {}  # every module name of each weight (tied weights have several)
+    for name, module in selected:
+        names.setdefault(id(module.weight), []).append(name)
     by_param: dict[int, Quantizer] = {}
     for name, module in selected:
         weight = module.weight
         quantizer = by_param.get(id(weight))
         if quantizer is None:
             param_name = f"{name}.weight" if name else "weight"
+            bits = config.bits_for(names[id(weight)])
             if config.method == "learned":
-                n_points = (points_per_tensor or {}).get(param_name)
+                n_points = (points_per_tensor or {}).get(param_name, 2**bits)
                 quantizer = LearnedQuantizer(config, param_name, state, weight, n_points)
             else:
-                quantizer = UniformQuantizer(config, param_name, state)
+                quantizer = UniformQuantizer(config, param_name, state, bits)
             by_param[id(weight)] = quantizer
         # unsafe=True: the quantizer keeps shape and dtype, and must not call right_inverse on registration.
         parametrize.register_parametrization(module, "weight", quantizer, unsafe=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -32,6 +33,11 @@ class QuantConfig:
             per tensor, trained by gradient descent).
         points_init: initial learned points, `"quantiles"` of the scaled weights (the paper's default) or
             `"uniform"`.
+        module_bits: `(pattern, bits)` pairs (or a dict, or `"pattern=bits"` strings) giving the modules whose
+            names match a glob pattern another width than `bits`; the first matching pair wins. For a weight tied
+            across modules (Marian's `model.shared`, `embed_tokens` and `lm_head`), any of its names may match. A
+            2-bit translation student loses most in its embedding, which is also its output layer: `{"model.shared":
+            4}` keeps that one tensor at 4 bits.
     """
 
     bits: int = 4
@@ -44,6 +50,7 @@ class QuantConfig:
     keep_first_last: bool = False
     method: str = "uniform"
     points_init: str = "quantiles"
+    module_bits: tuple[tuple[str, int], ...] = ()
     version: int = field(default=1, repr=False)
 
     def __post_init__(self) -> None:
@@ -60,6 +67,7 @@ class QuantConfig:
                 f"`bits` must be an integer from 1 to 8, got {self.bits!r}. "
                 "For a full-precision model, do not quantize it (e.g. `bits=None` in DistillationArguments)."
             )
+        object.__setattr__(self, "module_bits", _module_bits(self.module_bits))
         if self.bucket_size is not None and (
             isinstance(self.bucket_size, bool) or not isinstance(self.bucket_size, int) or self.bucket_size < 2
         ):
@@ -80,9 +88,16 @@ class QuantConfig:
         if not self.module_types:
             raise ValueError("`module_types` is empty: nothing would be quantized.")
 
+    def bits_for(self, module_names: list[str] | tuple[str, ...]) -> int:
+        """The width of a weight held by ``module_names``: the first `module_bits` pattern matching one of them."""
+        for pattern, bits in self.module_bits:
+            if any(fnmatch.fnmatchcase(name, pattern) for name in module_names):
+                return bits
+        return self.bits
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (tuples become lists)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        return {k: _lists(v) for k, v in asdict(self).items()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "QuantConfig":
@@ -92,3 +107,28 @@ class QuantConfig:
         if unknown:
             raise ValueError(f"Unknown QuantConfig keys {unknown}; known keys are {sorted(known)}.")
         return cls(**data)
+
+
+def _lists(value: Any) -> Any:
+    return [_lists(v) for v in value] if isinstance(value, tuple) else value
+
+
+def _module_bits(value: Any) -> tuple[tuple[str, int], ...]:
+    """Normalize `module_bits` (pairs, a dict, or "pattern=bits" strings) to a tuple of `(pattern, bits)`."""
+    items = value.items() if isinstance(value, dict) else value
+    if isinstance(items, str):
+        items = [items]
+    pairs = []
+    for item in items:
+        if isinstance(item, str):
+            pattern, sep, bits = item.rpartition("=")
+            item = (pattern, int(bits)) if sep and bits.strip().isdigit() else (item, None)
+        pattern, bits = tuple(item) if isinstance(item, (tuple, list)) and len(item) == 2 else (item, None)
+        if not isinstance(pattern, str) or not pattern or isinstance(bits, bool) or not isinstance(bits, int) \
+                or not 1 <= bits <= 8:
+            raise ValueError(
+                f"`module_bits` entries must be (pattern, bits) with bits from 1 to 8, or 'pattern=bits', got "
+                f"{item!r}; e.g. module_bits={{'model.shared': 4}}."
+            )
+        pairs.append((pattern, bits))
+    return tuple(pairs)

@@ -132,11 +132,12 @@ class UniformQuantizer(Quantizer):
         config: the quantization settings (bits, bucket size, rounding, seed).
         name: the parameter's qualified name; seeds its stochastic-rounding stream.
         state: the model's shared :class:`QuantState`.
+        bits: this tensor's width when it is not `config.bits` (`QuantConfig.module_bits`).
     """
 
-    def __init__(self, config: QuantConfig, name: str, state: QuantState):
+    def __init__(self, config: QuantConfig, name: str, state: QuantState, bits: int | None = None):
         super().__init__(config, name, state)
-        self._bits = config.bits
+        self._bits = config.bits if bits is None else bits
         self.rounding = config.rounding
 
     @property
