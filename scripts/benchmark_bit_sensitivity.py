@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--model", required=True, help="a trained fp32 student folder (save_pretrained)")
     parser.add_argument("--dataset_dir", default=DATA, help="Multi30k layout: val.en / val.de")
     parser.add_argument("--split", default="val", help="file prefix of the split to score (never a test split)")
-    parser.add_argument("--bits", type=int, nargs="+", default=[2, 4])
+    parser.add_argument("--bits", type=int, nargs="+", default=[2, 3, 4])
     parser.add_argument("--bucket_size", type=int, default=128)
     parser.add_argument("--parts", nargs="+", default=list(PARTS), choices=list(PARTS))
     parser.add_argument("--threads", type=int, default=2)
