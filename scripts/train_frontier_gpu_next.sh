@@ -28,6 +28,11 @@
 #   python3 -m pip install -q --no-index --no-deps --target /tmp/site .gpu/whl/*.whl .gpu/whl52/*.whl
 #   export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
 #   END=545 scripts/train_frontier_gpu_next.sh $OUT/next
+# Round 5 ran that, then the seeds again with --quant_learning_rate 1e-4 (gpu_logs/COMMANDS.md). Next, with round
+# 5's kd carried (.gpu/d192kd), the same three seeds with the tied embedding at 3 bits (22.2x smaller; its one CPU
+# run is README's "embedding at 3 bits"), each with about 8 minutes:
+#   RUN=ff_round6_emb3 END=545 scripts/train_frontier_gpu_next.sh $OUT/next --module_bits model.shared=3 \
+#       --quant_learning_rate 1e-4
 set -u
 out=$1; shift
 end=${END:-545}
