@@ -103,7 +103,7 @@ class DistillationArguments(Seq2SeqTrainingArguments):
     module_bits: list[str] = field(
         default_factory=list,
         metadata={"help": "PATTERN=BITS: modules matching the glob get another width than --bits, e.g. "
-                          "model.shared=4 (a Marian student's tied embedding and output layer)."},
+                          "model.shared=3 (a Marian student's tied embedding and output layer)."},
     )
     requantize: bool = field(
         default=False,

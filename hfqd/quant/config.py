@@ -37,7 +37,7 @@ class QuantConfig:
             names match a glob pattern another width than `bits`; the first matching pair wins. For a weight tied
             across modules (Marian's `model.shared`, `embed_tokens` and `lm_head`), any of its names may match. A
             2-bit translation student loses most in its embedding, which is also its output layer: `{"model.shared":
-            4}` keeps that one tensor at 4 bits.
+            3}` keeps that one tensor at 3 bits (README, the 2-bit frontier row).
     """
 
     bits: int = 4
