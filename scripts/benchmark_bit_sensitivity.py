@@ -27,18 +27,19 @@ from hfqd.bench.time_budget import torch_threads
 from hfqd.data import load_parallel_dir
 from hfqd.eval.report import table, write_report
 from hfqd.eval.translation import corpus_scores, translate
-from hfqd.quant import quantized_parameters
+from hfqd.quant import model_size
 from hfqd.utils import command_line, git_commit, run_header
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, "..", "shared", "data", "multi30k")
-# part -> (include, exclude) glob patterns on module names (hfqd.QuantConfig); Marian ties embed_tokens and lm_head
-# to model.shared, so quantizing the embedding quantizes the output layer too
+# Marian ties embed_tokens and lm_head to model.shared, so quantizing the embedding quantizes the output layer too
+EMBEDDING = ("model.shared", "*embed_tokens", "lm_head")
+# part -> (include, exclude) glob patterns on module names (hfqd.QuantConfig)
 PARTS = {
-    "embedding": (("model.shared", "*embed_tokens", "lm_head"), ()),
+    "embedding": (EMBEDDING, ()),
     "encoder layers": (("model.encoder.layers.*",), ()),
     "decoder layers": (("model.decoder.layers.*",), ()),
-    "all but embedding": ((), ("model.shared", "*embed_tokens", "lm_head")),
+    "all but embedding": ((), EMBEDDING),
     "all": ((), ()),
 }
 
@@ -49,7 +50,7 @@ def part_bleu(model, tokenizer, sources: list[str], references: list[str], part:
     include, exclude = PARTS[part]
     quantized = quantize_(copy.deepcopy(model), QuantConfig(bits=bits, bucket_size=bucket_size, include=include,
                                                           exclude=exclude))
-    params = sum(e.shadow.numel() for e in quantized_parameters(quantized))
+    params = model_size(quantized).quantized_params
     hypotheses = translate(quantized, tokenizer, sources, batch_size=64, num_beams=1)
     return {"part": part, "bits": bits, "quantized_params": params, **corpus_scores(hypotheses, references)}
 

@@ -120,10 +120,7 @@ def _module_bits(value: Any) -> tuple[tuple[str, int], ...]:
         items = [items]
     pairs = []
     for item in items:
-        if isinstance(item, str):
-            pattern, sep, bits = item.rpartition("=")
-            item = (pattern, int(bits)) if sep and bits.strip().isdigit() else (item, None)
-        pattern, bits = tuple(item) if isinstance(item, (tuple, list)) and len(item) == 2 else (item, None)
+        pattern, bits = _pair(item)
         if not isinstance(pattern, str) or not pattern or isinstance(bits, bool) or not isinstance(bits, int) \
                 or not 1 <= bits <= 8:
             raise ValueError(
@@ -132,3 +129,13 @@ def _module_bits(value: Any) -> tuple[tuple[str, int], ...]:
             )
         pairs.append((pattern, bits))
     return tuple(pairs)
+
+
+def _pair(item: Any) -> tuple[Any, Any]:
+    """`(pattern, bits)` of one `module_bits` entry; bits `None` where the entry has none (an error upstream)."""
+    if isinstance(item, str):
+        pattern, sep, bits = item.rpartition("=")
+        return (pattern, int(bits)) if sep and bits.strip().isdigit() else (item, None)
+    if isinstance(item, (tuple, list)) and len(item) == 2:
+        return item[0], item[1]
+    return item, None
