@@ -351,3 +351,37 @@ def test_frontier_targets_are_judged_on_the_rows():
     bad = [teacher, row("qd4", 35.5, 26.8, 10.5, 1.9, 14.0, ct2_t16=35.0), row("qd2", 34.0, 26.0, 19.0, 2.5, 17.0)]
     judged = {t["target"].split(":")[0]: t["met"] for t in frontier_targets(bad)}
     assert not any(judged.values())  # 1.2 BLEU behind on test2017, too slow, CT2 drifts 0.5, qd2 too big
+
+
+def test_group_report_judges_targets_seed_by_seed(tmp_path):
+    from hfqd.bench.frontier_report import group_targets, write_group_report
+
+    def row(name, t16, t17, size_x=22.0, ct2_speed=2.3):
+        metrics = {"bleu_test2016_beam4": t16, "bleu_test2017_beam4": t17, "ct2_int8_bleu_test2016_beam4": t16,
+                   "ct2_int8_bleu_test2017_beam4": t17, "speed_ct2_vs_teacher_ct2": ct2_speed,
+                   "speed_hf_vs_teacher_hf": 2.0}
+        return {"shape": "d192-3+1", "row": name, "start": "kd", "bits": 2.44, "file_mb": 1.4, "train_epochs": 9,
+                "vs_teacher_file": size_x, "metrics": metrics, "trained_on": "one GPU"}
+
+    teacher = dict(row("teacher", 36.0, 28.0, 1.0, 1.0), start="given", file_mb=30.0)
+    groups = {"qd2 steady": [row("qd2", 35.0, 26.0), row("qd2", 34.5, 25.6)],
+              "qd2 one bad seed": [row("qd2", 35.0, 26.0), row("qd2", 33.0, 25.9)],  # 3.0 behind on test2016
+              "qd4 slow": [row("qd4", 35.5, 27.5, 10.5, 1.9)],
+              "qat2": [row("qat2", 30.0, 20.0)]}  # not a QD row: no target
+    judged = {t["target"].split(":")[0]: t["met"] for t in group_targets(groups, teacher["metrics"])}
+    assert judged == {"qd2 steady": True, "qd2 one bad seed": False, "qd4 slow": False}
+    markdown = write_group_report(str(tmp_path / "groups"), {"command": "test"}, groups, teacher, plot=False)
+    assert "34.75 (35.00, 34.50)" in markdown  # mean, then each seed
+    assert "1 of 2 seeds" in markdown and (tmp_path / "groups.json").is_file()
+
+
+def test_report_groups_script_names_a_group_without_rows(tmp_path):
+    spec = importlib.util.spec_from_file_location("report_groups", ROOT / "scripts" / "report_frontier_groups.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    (tmp_path / "a.json").write_text("{}")
+    assert module.parse_group(f"kd={tmp_path}/a.json,{tmp_path}/b*.json") == ("kd", [f"{tmp_path}/a.json"])
+    with pytest.raises(ValueError, match="no row file matches"):
+        module.parse_group(f"qd4={tmp_path}/missing*.json")
+    with pytest.raises(ValueError, match="NAME=GLOB"):
+        module.parse_group("qd4")

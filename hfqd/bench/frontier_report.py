@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 from pathlib import Path
 
 from ..eval.plot import Panel, Point, scatter_panels
@@ -19,6 +20,7 @@ COLUMNS = [
     ("transformers speed vs teacher", "speed_hf_vs_teacher_hf"),
 ]
 TEST_KEYS = ("bleu_test2016_beam4", "bleu_test2017_beam4")
+ROW_BITS = re.compile(r"^qd(\d)$")  # the rows the QD targets are about
 
 
 def collect(results_dir: str) -> list[dict]:
@@ -43,8 +45,25 @@ def frontier_table(rows: list[dict]) -> str:
 
 def _best(rows: list[dict], row: str, teacher: dict) -> tuple[dict, float] | None:
     """The row of that name closest to the teacher on its worse test set, with that gap."""
-    scored = [(r, max(teacher[k] - r["metrics"][k] for k in TEST_KEYS)) for r in rows if r["row"] == row]
+    scored = [(r, gap_to_teacher(r, teacher)) for r in rows if r["row"] == row]
     return min(scored, key=lambda item: item[1]) if scored else None
+
+
+# bits -> (at least this many times smaller than the teacher file, at most this many BLEU behind on each test set);
+# 4-bit students must also decode at least twice as fast as the teacher in CT2 int8
+TARGETS = {4: (10, 1.0), 2: (20, 2.5)}
+
+
+def gap_to_teacher(row: dict, teacher: dict) -> float:
+    """BLEU behind the teacher on the worse of the two test sets (negative: above it on both)."""
+    return max(teacher[k] - row["metrics"][k] for k in TEST_KEYS)
+
+
+def meets_target(row: dict, teacher: dict, bits: int) -> bool:
+    """Whether one student row meets the issue's target for ``bits``-bit QD students."""
+    size_x, gap = TARGETS[bits]
+    fast = bits != 4 or row["metrics"]["speed_ct2_vs_teacher_ct2"] >= 2
+    return gap_to_teacher(row, teacher) <= gap and fast and row["vs_teacher_file"] >= size_x
 
 
 def frontier_targets(rows: list[dict]) -> list[dict]:
@@ -53,12 +72,7 @@ def frontier_targets(rows: list[dict]) -> list[dict]:
     if teacher is None:
         return []
     out = []
-    for bits, size_x, gap in ((4, 10, 1.0), (2, 20, 2.5)):
-        def ok(r: dict) -> bool:
-            close = max(teacher[k] - r["metrics"][k] for k in TEST_KEYS) <= gap
-            fast = bits != 4 or r["metrics"]["speed_ct2_vs_teacher_ct2"] >= 2
-            return close and fast and r["vs_teacher_file"] >= size_x
-
+    for bits, (size_x, gap) in TARGETS.items():
         best = _best(rows, f"qd{bits}", teacher)
         measured = "no row yet" if best is None else (
             f"best {best[0]['shape']}: {best[1]:+.2f} BLEU below the teacher (worse test set), "
@@ -66,7 +80,8 @@ def frontier_targets(rows: list[dict]) -> list[dict]:
             f"{best[0]['metrics']['speed_ct2_vs_teacher_ct2']:.2f}x the teacher's speed")
         target = (f"qd{bits}: >= {size_x}x smaller than the teacher file, within {gap} BLEU on both test sets"
                   + (", >= 2x the teacher's CT2 int8 speed" if bits == 4 else ""))
-        out.append({"target": target, "measured": measured, "met": any(ok(r) for r in rows if r["row"] == f"qd{bits}")})
+        out.append({"target": target, "measured": measured,
+                    "met": any(meets_target(r, teacher, bits) for r in rows if r["row"] == f"qd{bits}")})
     out += deploy_targets(rows, teacher)
     for shape in dict.fromkeys(r["shape"] for r in rows if r["row"] == "qd2"):
         by = {r["row"]: r["metrics"]["bleu_test2016_beam4"] for r in rows if r["shape"] == shape}
@@ -111,6 +126,89 @@ def write_frontier_report(results_dir: str, prefix: str, header: dict, plot: boo
         scatter_panels(f"{prefix}.png", [
             Panel(points(lambda r: r["file_mb"]), "size on disk (MB, log)", ylabel, log_x=True),
             Panel(points(lambda r: r["metrics"]["speed_ct2_vs_teacher_ct2"]),
+                  "CT2 int8 speed vs teacher, batch 32", ylabel),
+        ])
+    return markdown
+
+
+# ---- students trained alike at several seeds ----
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def _spread(rows: list[dict], key: str) -> str:
+    """`mean (seed, seed, ...)`, or the one value."""
+    values = [r["metrics"][key] for r in rows]
+    each = ", ".join(f"{v:.2f}" for v in values)
+    return each if len(values) == 1 else f"{_mean(values):.2f} ({each})"
+
+
+def group_table(groups: dict[str, list[dict]], teacher: dict) -> str:
+    """One line per group of rows (a student at several seeds): means, every seed's BLEU, gap to the teacher."""
+    columns = ["student", "seeds", "starts from", "bits", "file (MB)", "vs teacher file", "BLEU t16", "BLEU t17",
+               "behind teacher (worse test set)", "CT2 int8 BLEU t16 / t17", "CT2 int8 speed vs teacher CT2 int8",
+               "transformers speed vs teacher", "epochs", "trained on"]
+    t = teacher["metrics"]
+    cells = [["teacher", "-", teacher["start"], "-", f"{teacher['file_mb']:.2f}", "1.0x", f"{t[TEST_KEYS[0]]:.2f}",
+              f"{t[TEST_KEYS[1]]:.2f}", "-", f"{t['ct2_int8_' + TEST_KEYS[0]]:.2f} / {t['ct2_int8_' + TEST_KEYS[1]]:.2f}",
+              f"{t['speed_ct2_vs_teacher_ct2']:.2f}", f"{t['speed_hf_vs_teacher_hf']:.2f}", "-", "-"]]
+    for name, rows in groups.items():
+        first, gaps = rows[0], [gap_to_teacher(r, t) for r in rows]
+        cells.append([
+            name, str(len(rows)), first["start"], _cell(first["bits"]), f"{first['file_mb']:.2f}",
+            f"{first['vs_teacher_file']:.1f}x", _spread(rows, TEST_KEYS[0]), _spread(rows, TEST_KEYS[1]),
+            f"{_mean(gaps):.2f} (worst {max(gaps):.2f})",
+            " / ".join(f"{_mean([r['metrics']['ct2_int8_' + k] for r in rows]):.2f}" for k in TEST_KEYS),
+            f"{_mean([r['metrics']['speed_ct2_vs_teacher_ct2'] for r in rows]):.2f}",
+            f"{_mean([r['metrics']['speed_hf_vs_teacher_hf'] for r in rows]):.2f}",
+            ", ".join(_cell(r["train_epochs"], "{:.0f}") for r in rows),
+            (first.get("trained_on") or "-").split(",")[0],
+        ])
+    return table(columns, cells)
+
+
+def group_targets(groups: dict[str, list[dict]], teacher: dict) -> list[dict]:
+    """The issue's QD targets judged seed by seed: a group meets one only if every seed does."""
+    out = []
+    for name, rows in groups.items():
+        match = ROW_BITS.match(rows[0]["row"])
+        if match is None or int(match[1]) not in TARGETS:
+            continue
+        bits = int(match[1])
+        size_x, gap = TARGETS[bits]
+        ok = [meets_target(r, teacher, bits) for r in rows]
+        out.append({
+            "target": f"{name}: >= {size_x}x smaller, within {gap} BLEU on both test sets"
+                      + (", >= 2x the teacher's CT2 int8 speed" if bits == 4 else "") + ", every seed",
+            "measured": f"{sum(ok)} of {len(ok)} seeds; worst {max(gap_to_teacher(r, teacher) for r in rows):.2f} "
+                        f"BLEU behind, {rows[0]['vs_teacher_file']:.1f}x smaller, CT2 int8 "
+                        f"{min(r['metrics']['speed_ct2_vs_teacher_ct2'] for r in rows):.2f}x or faster",
+            "met": all(ok),
+        })
+    return out
+
+
+def write_group_report(prefix: str, header: dict, groups: dict[str, list[dict]], teacher: dict,
+                       plot: bool = True) -> str:
+    """Markdown + JSON of ``groups`` (name -> the rows of one student at its seeds) beside ``teacher``'s row, the
+    targets judged seed by seed, and the two frontier plots at each group's mean."""
+    if not groups:
+        raise ValueError("No rows to report: give at least one group with a row file.")
+    targets = group_targets(groups, teacher["metrics"])
+    markdown = write_report(prefix, header, [group_table(groups, teacher), targets_table(targets)],
+                            {"targets": targets, "teacher": teacher, "groups": groups})
+    if plot:
+        def points(x_of) -> list[Point]:
+            teacher_point = Point(x_of([teacher]), teacher["metrics"][TEST_KEYS[0]], "teacher", "*")
+            return [teacher_point] + [Point(x_of(rows), _mean([r["metrics"][TEST_KEYS[0]] for r in rows]), name)
+                                      for name, rows in groups.items()]
+
+        ylabel = "BLEU test2016, beam 4 (mean of seeds)"
+        scatter_panels(f"{prefix}.png", [
+            Panel(points(lambda rows: rows[0]["file_mb"]), "size on disk (MB, log)", ylabel, log_x=True),
+            Panel(points(lambda rows: _mean([r["metrics"]["speed_ct2_vs_teacher_ct2"] for r in rows])),
                   "CT2 int8 speed vs teacher, batch 32", ylabel),
         ])
     return markdown
