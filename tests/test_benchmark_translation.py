@@ -235,7 +235,16 @@ def test_frontier_rows_trained_elsewhere_are_scored_without_training_again(works
     assert (runs / "d64-1+1-copy" / f"kd-run-from-step{kd_record['best_step']}").is_dir()
     script.main(*script.parse(more))  # converged now: loaded, not trained again
     assert json.loads((runs / "d64-1+1-copy" / "kd" / "hfqd_trained.json").read_text()) == continued
+    # a kd saved before the trainer kept its generation config: Seq2SeqTrainer's defaults beside max_new_tokens
+    kd_generation = runs / "d64-1+1-copy" / "kd" / "generation_config.json"
+    kd_generation.write_text(json.dumps({**json.loads(kd_generation.read_text()), "max_length": 20, "top_k": 50}))
     script.main(*script.parse(argv + ["--train_only", "true"]))  # qd2 again, from the continued kd
+    qd2_generation = json.loads((runs / "d64-1+1-copy" / "qd2" / "generation_config.json").read_text())
+    teacher_generation = json.loads((workspace / "teacher" / "generation_config.json").read_text())
+    def settings(config: dict) -> dict:
+        return {k: v for k, v in config.items() if k != "transformers_version" and not k.startswith("_")}
+
+    assert settings(qd2_generation) == settings(teacher_generation)  # the teacher's, without the kd's defaults
 
     checkpoints = sorted(p.name for p in runs.rglob("checkpoint-*"))
     script.main(*script.parse(argv))
@@ -360,7 +369,7 @@ def test_group_report_judges_targets_seed_by_seed(tmp_path):
         metrics = {"bleu_test2016_beam4": t16, "bleu_test2017_beam4": t17, "ct2_int8_bleu_test2016_beam4": t16,
                    "ct2_int8_bleu_test2017_beam4": t17, "speed_ct2_vs_teacher_ct2": ct2_speed,
                    "speed_hf_vs_teacher_hf": 2.0}
-        return {"shape": "d192-3+1", "row": name, "start": "kd", "bits": 2.44, "file_mb": 1.4, "train_epochs": 9,
+        return {"shape": "d192-3+1", "row": name, "start": "kd", "bits": 2.44, "file_mb": 1.4, "train_epochs": 9, "train_seconds": 60.0,
                 "vs_teacher_file": size_x, "metrics": metrics, "trained_on": "one GPU"}
 
     teacher = dict(row("teacher", 36.0, 28.0, 1.0, 1.0), start="given", file_mb=30.0)

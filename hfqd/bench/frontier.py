@@ -327,6 +327,11 @@ class Frontier:
         else trained and saved; continued first when ``--continue_rows`` asks and its time budget had ended it."""
         key, folder = (shape.name, row), self._folder(shape.name, row)
         trained = Trained.load(folder, legacy=row == "kd")  # a fresh copy each time: later rows change it in place
+        if trained is not None:
+            # Students decode as their teacher does. Folders saved before the trainer kept the student's own config
+            # hold Seq2SeqTrainer's defaults (max_length=20 beside max_new_tokens): rows trained from them would
+            # inherit them, and every `generate` would warn that both limits are set.
+            trained.model.generation_config = copy.deepcopy(self.teacher.generation_config)
         if trained is None:
             trained = self._train_from_kd(shape, row) if _starts_from_kd(row) else self._train_from_start(shape, row)
             trained.save(folder, self.tokenizer)

@@ -148,23 +148,24 @@ def _spread(rows: list[dict], key: str) -> str:
 def group_table(groups: dict[str, list[dict]], teacher: dict) -> str:
     """One line per group of rows (a student at several seeds): means, every seed's BLEU, gap to the teacher."""
     columns = ["student", "seeds", "starts from", "bits", "file (MB)", "vs teacher file", "BLEU t16", "BLEU t17",
-               "behind teacher (worse test set)", "CT2 int8 BLEU t16 / t17", "CT2 int8 speed vs teacher CT2 int8",
-               "transformers speed vs teacher", "epochs", "trained on"]
+               "behind teacher, worse test set (mean; worst seed)", "CT2 int8 BLEU t16 / t17",
+               "CT2 int8 speed vs teacher CT2 int8", "transformers speed vs teacher", "epochs", "train (s)",
+               "trained on"]
     t = teacher["metrics"]
     cells = [["teacher", "-", teacher["start"], "-", f"{teacher['file_mb']:.2f}", "1.0x", f"{t[TEST_KEYS[0]]:.2f}",
               f"{t[TEST_KEYS[1]]:.2f}", "-", f"{t['ct2_int8_' + TEST_KEYS[0]]:.2f} / {t['ct2_int8_' + TEST_KEYS[1]]:.2f}",
-              f"{t['speed_ct2_vs_teacher_ct2']:.2f}", f"{t['speed_hf_vs_teacher_hf']:.2f}", "-", "-"]]
+              f"{t['speed_ct2_vs_teacher_ct2']:.2f}", f"{t['speed_hf_vs_teacher_hf']:.2f}", "-", "-", "-"]]
     for name, rows in groups.items():
         first, gaps = rows[0], [gap_to_teacher(r, t) for r in rows]
         cells.append([
             name, str(len(rows)), first["start"], _cell(first["bits"]), f"{first['file_mb']:.2f}",
             f"{first['vs_teacher_file']:.1f}x", _spread(rows, TEST_KEYS[0]), _spread(rows, TEST_KEYS[1]),
-            f"{_mean(gaps):.2f} (worst {max(gaps):.2f})",
+            f"{gaps[0]:.2f}" if len(rows) == 1 else f"{_mean(gaps):.2f} (worst {max(gaps):.2f})",
             " / ".join(f"{_mean([r['metrics']['ct2_int8_' + k] for r in rows]):.2f}" for k in TEST_KEYS),
             f"{_mean([r['metrics']['speed_ct2_vs_teacher_ct2'] for r in rows]):.2f}",
             f"{_mean([r['metrics']['speed_hf_vs_teacher_hf'] for r in rows]):.2f}",
             ", ".join(_cell(r["train_epochs"], "{:.0f}") for r in rows),
-            (first.get("trained_on") or "-").split(",")[0],
+            ", ".join(_cell(r["train_seconds"], "{:.0f}") for r in rows), (first.get("trained_on") or "-").split(",")[0],
         ])
     return table(columns, cells)
 
@@ -200,15 +201,17 @@ def write_group_report(prefix: str, header: dict, groups: dict[str, list[dict]],
     markdown = write_report(prefix, header, [group_table(groups, teacher), targets_table(targets)],
                             {"targets": targets, "teacher": teacher, "groups": groups})
     if plot:
-        def points(x_of) -> list[Point]:
+        def points(x_of) -> list[Point]:  # numbered: long group names would cover each other
             teacher_point = Point(x_of([teacher]), teacher["metrics"][TEST_KEYS[0]], "teacher", "*")
-            return [teacher_point] + [Point(x_of(rows), _mean([r["metrics"][TEST_KEYS[0]] for r in rows]), name)
-                                      for name, rows in groups.items()]
+            return [teacher_point] + [
+                Point(x_of(rows), _mean([r["metrics"][TEST_KEYS[0]] for r in rows]), str(i), legend=f"{i} {name}")
+                for i, (name, rows) in enumerate(groups.items(), 1)]
 
         ylabel = "BLEU test2016, beam 4 (mean of seeds)"
         scatter_panels(f"{prefix}.png", [
             Panel(points(lambda rows: rows[0]["file_mb"]), "size on disk (MB, log)", ylabel, log_x=True),
             Panel(points(lambda rows: _mean([r["metrics"]["speed_ct2_vs_teacher_ct2"] for r in rows])),
-                  "CT2 int8 speed vs teacher, batch 32", ylabel),
-        ])
+                  "CT2 int8 speed vs teacher, batch 32", ylabel, legend=True, legend_loc="lower right",
+                  legend_columns=1),
+        ], height=6.0)
     return markdown

@@ -23,6 +23,8 @@ class Panel:
     log_x: bool = False
     title: str = ""
     legend: bool = False
+    legend_loc: str = "best"  # a matplotlib location; "lower right" keeps a long legend off a frontier's points
+    legend_columns: int = 2
     extra: dict = field(default_factory=dict)
 
 
@@ -46,7 +48,7 @@ def scatter_panels(path: str, panels: list[Panel], width: float = 6.0, height: f
             ax.set_title(panel.title, fontsize=9)
         ax.grid(True, alpha=0.3)
         if panel.legend:
-            ax.legend(fontsize=7, ncol=2)
+            ax.legend(fontsize=7, ncol=panel.legend_columns, loc=panel.legend_loc)
     fig.tight_layout()
     tmp = f"{path}.tmp.png"
     fig.savefig(tmp, dpi=dpi)
