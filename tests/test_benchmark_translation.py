@@ -394,3 +394,20 @@ def test_report_groups_script_names_a_group_without_rows(tmp_path):
         module.parse_group(f"qd4={tmp_path}/missing*.json")
     with pytest.raises(ValueError, match="NAME=GLOB"):
         module.parse_group("qd4")
+
+
+def test_vocab_map_benchmark_times_the_maps_against_both_teachers(workspace, tmp_path, monkeypatch):
+    pytest.importorskip("ctranslate2")
+    spec = importlib.util.spec_from_file_location("vocab_map", ROOT / "scripts" / "benchmark_vocab_map.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    teacher = str(workspace / "teacher")
+    monkeypatch.setattr(sys, "argv", [
+        "benchmark_vocab_map.py", "--teacher", teacher, "--dataset_dir", str(workspace / "data"), "--models", teacher,
+        "--per_token", "3", "--always", "5", "--timed_sentences", "4", "--repeats", "1",
+        "--output", str(tmp_path / "vmap")])
+    module.main()
+    rows = json.loads((tmp_path / "vmap.json").read_text())["rows"]
+    assert [(r["model"], r["per_token"]) for r in rows][:2] == [("teacher", None), ("teacher", 3)]
+    assert all(r["speed_b32_vs_teacher_hf"] > 0 and r["speed_b1_vs_no_map"] > 0 for r in rows)
+    assert "b32 vs teacher in transformers" in (tmp_path / "vmap.md").read_text()
