@@ -30,7 +30,6 @@ from hfqd.utils import atomic_write_text, command_line, git_commit, run_header
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(ROOT, "..", "shared")
-LENGTH = 128
 TEACHER_HF = ("teacher in transformers", None)  # the baseline of "15x the teacher" (batch 32): as it ships
 
 
@@ -44,6 +43,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--always", type=int, default=100, help="most frequent target tokens, always candidates")
     parser.add_argument("--splits", nargs="+", default=["test2016", "test2017"])
     parser.add_argument("--timed_sentences", type=int, default=256)
+    parser.add_argument("--max_length", type=int, default=128, help="source tokens kept and new tokens generated")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved timing rounds (median kept)")
     parser.add_argument("--output", default=os.path.join(ROOT, "benchmarks", "results", "vocab_map"))
     return parser.parse_args()
@@ -51,6 +51,7 @@ def parse() -> argparse.Namespace:
 
 def main() -> None:
     opts = parse()
+    length = opts.max_length
     data = load_parallel_dir(opts.dataset_dir, "en", "de", {"train": "train", **{s: s for s in opts.splits}})
     tokenizer = AutoTokenizer.from_pretrained(opts.teacher)
     models = [("teacher", opts.teacher)] + [("/".join(Path(m).resolve().parts[-2:]), m) for m in opts.models]
@@ -74,7 +75,7 @@ def main() -> None:
                 for split in opts.splits:
                     sources = [p["en"] for p in data[split]["translation"]]
                     refs = [p["de"] for p in data[split]["translation"]]
-                    hyps = translate_ctranslate2(translator, tokenizer, sources, 32, 4, LENGTH, LENGTH,
+                    hyps = translate_ctranslate2(translator, tokenizer, sources, 32, 4, length, length,
                                                  use_vmap=k is not None)
                     row[f"bleu_{split}_beam4"] = corpus_scores(hyps, refs)["bleu"]
                 rows.append(row)
@@ -82,14 +83,14 @@ def main() -> None:
         timed = [p["en"] for p in data[opts.splits[0]]["translation"]][: opts.timed_sentences]
 
         def run(key, batch):
-            return lambda: len(translate_ctranslate2(translators[key], tokenizer, timed, batch, 1, LENGTH, LENGTH,
+            return lambda: len(translate_ctranslate2(translators[key], tokenizer, timed, batch, 1, length, length,
                                                      use_vmap=key[1] is not None))
 
         teacher_hf = AutoModelForSeq2SeqLM.from_pretrained(opts.teacher).eval()
         for batch in (32, 1):
             work = {key: run(key, batch) for key in translators}
             if batch == 32:
-                work[TEACHER_HF] = lambda: len(translate(teacher_hf, tokenizer, timed, 32, 1, LENGTH, LENGTH))
+                work[TEACHER_HF] = lambda: len(translate(teacher_hf, tokenizer, timed, 32, 1, length, length))
             with torch_threads(1):
                 rates = interleaved_rates(work, opts.repeats)
             for row in rows:

@@ -404,7 +404,7 @@ def test_vocab_map_benchmark_times_the_maps_against_both_teachers(workspace, tmp
     teacher = str(workspace / "teacher")
     monkeypatch.setattr(sys, "argv", [
         "benchmark_vocab_map.py", "--teacher", teacher, "--dataset_dir", str(workspace / "data"), "--models", teacher,
-        "--per_token", "3", "--always", "5", "--timed_sentences", "4", "--repeats", "1",
+        "--per_token", "3", "--always", "5", "--timed_sentences", "4", "--repeats", "1", "--max_length", "24",
         "--output", str(tmp_path / "vmap")])
     module.main()
     rows = json.loads((tmp_path / "vmap.json").read_text())["rows"]
