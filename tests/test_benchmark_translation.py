@@ -369,8 +369,8 @@ def test_group_report_judges_targets_seed_by_seed(tmp_path):
         metrics = {"bleu_test2016_beam4": t16, "bleu_test2017_beam4": t17, "ct2_int8_bleu_test2016_beam4": t16,
                    "ct2_int8_bleu_test2017_beam4": t17, "speed_ct2_vs_teacher_ct2": ct2_speed,
                    "speed_hf_vs_teacher_hf": 2.0}
-        return {"shape": "d192-3+1", "row": name, "start": "kd", "bits": 2.44, "file_mb": 1.4, "train_epochs": 9, "train_seconds": 60.0,
-                "vs_teacher_file": size_x, "metrics": metrics, "trained_on": "one GPU"}
+        return {"shape": "d192-3+1", "row": name, "start": "kd", "bits": 2.44, "file_mb": 1.4, "train_epochs": 9,
+                "train_seconds": 60.0, "vs_teacher_file": size_x, "metrics": metrics, "trained_on": "one GPU"}
 
     teacher = dict(row("teacher", 36.0, 28.0, 1.0, 1.0), start="given", file_mb=30.0)
     groups = {"qd2 steady": [row("qd2", 35.0, 26.0), row("qd2", 34.5, 25.6)],

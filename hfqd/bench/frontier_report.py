@@ -151,21 +151,25 @@ def group_table(groups: dict[str, list[dict]], teacher: dict) -> str:
                "behind teacher, worse test set (mean; worst seed)", "CT2 int8 BLEU t16 / t17",
                "CT2 int8 speed vs teacher CT2 int8", "transformers speed vs teacher", "epochs", "train (s)",
                "trained on"]
+    def mean(rows: list[dict], key: str) -> str:
+        return f"{_mean([r['metrics'][key] for r in rows]):.2f}"
+
+    def each(rows: list[dict], key: str) -> str:
+        return ", ".join(_cell(r[key], "{:.0f}") for r in rows)
+
     t = teacher["metrics"]
-    cells = [["teacher", "-", teacher["start"], "-", f"{teacher['file_mb']:.2f}", "1.0x", f"{t[TEST_KEYS[0]]:.2f}",
-              f"{t[TEST_KEYS[1]]:.2f}", "-", f"{t['ct2_int8_' + TEST_KEYS[0]]:.2f} / {t['ct2_int8_' + TEST_KEYS[1]]:.2f}",
-              f"{t['speed_ct2_vs_teacher_ct2']:.2f}", f"{t['speed_hf_vs_teacher_hf']:.2f}", "-", "-", "-"]]
+    cells = [["teacher", "-", teacher["start"], "-", f"{teacher['file_mb']:.2f}", "1.0x", mean([teacher], TEST_KEYS[0]),
+              mean([teacher], TEST_KEYS[1]), "-", " / ".join(mean([teacher], "ct2_int8_" + k) for k in TEST_KEYS),
+              mean([teacher], "speed_ct2_vs_teacher_ct2"), mean([teacher], "speed_hf_vs_teacher_hf"), "-", "-", "-"]]
     for name, rows in groups.items():
         first, gaps = rows[0], [gap_to_teacher(r, t) for r in rows]
         cells.append([
             name, str(len(rows)), first["start"], _cell(first["bits"]), f"{first['file_mb']:.2f}",
             f"{first['vs_teacher_file']:.1f}x", _spread(rows, TEST_KEYS[0]), _spread(rows, TEST_KEYS[1]),
             f"{gaps[0]:.2f}" if len(rows) == 1 else f"{_mean(gaps):.2f} (worst {max(gaps):.2f})",
-            " / ".join(f"{_mean([r['metrics']['ct2_int8_' + k] for r in rows]):.2f}" for k in TEST_KEYS),
-            f"{_mean([r['metrics']['speed_ct2_vs_teacher_ct2'] for r in rows]):.2f}",
-            f"{_mean([r['metrics']['speed_hf_vs_teacher_hf'] for r in rows]):.2f}",
-            ", ".join(_cell(r["train_epochs"], "{:.0f}") for r in rows),
-            ", ".join(_cell(r["train_seconds"], "{:.0f}") for r in rows), (first.get("trained_on") or "-").split(",")[0],
+            " / ".join(mean(rows, "ct2_int8_" + k) for k in TEST_KEYS), mean(rows, "speed_ct2_vs_teacher_ct2"),
+            mean(rows, "speed_hf_vs_teacher_hf"), each(rows, "train_epochs"), each(rows, "train_seconds"),
+            (first.get("trained_on") or "-").split(",")[0],
         ])
     return table(columns, cells)
 
