@@ -199,11 +199,11 @@ def test_frontier_rows_trained_elsewhere_are_scored_without_training_again(works
     argv = [
         "--budget", "cpu", "--teacher", str(workspace / "teacher"), "--dataset_dir", str(workspace / "data"),
         "--output_dir", str(runs), "--results_dir", str(results), "--shapes", "d64-1+1-copy",
-        "--rows", "kd", "qd2", "pm2", "qd2-scratch", "--extra_rows_shape", "none", "--kd_epochs", "3",
+        "--rows", "kd", "qd2", "pm2", "qd2-scratch", "qat2-scratch", "--extra_rows_shape", "none", "--kd_epochs", "3",
         "--kd_minutes", "1e-6", "--evaluations_per_epoch", "2",
         "--quant_epochs", "1", "--validation_sentences", "10", "--timed_sentences", "8", "--speed_repeats", "1",
         "--max_length", "12", "--teacher_cache_dir", str(tmp_path / "cache"), "--per_device_train_batch_size", "32",
-        "--bucket_size", "16", "--warmup_steps", "2", "--use_cpu", "true", "--plot", "false",
+        "--bucket_size", "16", "--warmup_steps", "2", "--use_cpu", "true", "--plot", "false", "--logging_steps", "1",
     ]
     script.main(*script.parse(argv + ["--train_only", "true"]))
     assert not (results / "rows").exists()  # nothing scored, not even the teacher
@@ -250,9 +250,16 @@ def test_frontier_rows_trained_elsewhere_are_scored_without_training_again(works
     script.main(*script.parse(argv))
     assert sorted(p.name for p in runs.rglob("checkpoint-*")) == checkpoints  # no training in the scoring run
     rows = {f.stem.split("__")[1]: json.loads(f.read_text()) for f in (results / "rows").glob("*.json")}
-    assert sorted(rows) == ["kd", "pm2", "qd2", "qd2-scratch", "teacher"]
-    assert rows["qd2-scratch"]["start"] == "teacher layers" and rows["qd2-scratch"]["bits"] == 2
-    assert rows["qd2-scratch"]["train_epochs"] == kd_record["train_epochs"]  # kd's time budget
+    assert sorted(rows) == ["kd", "pm2", "qat2-scratch", "qd2", "qd2-scratch", "teacher"]
+    for scratch in ("qd2-scratch", "qat2-scratch"):
+        assert rows[scratch]["start"] == "teacher layers" and rows[scratch]["bits"] == 2
+        assert rows[scratch]["train_epochs"] == kd_record["train_epochs"]  # kd's time budget
+
+    def logged(row: str) -> set:
+        states = (runs / "d64-1+1-copy" / f"{row}-run").glob("checkpoint-*/trainer_state.json")
+        return {key for state in states for entry in json.loads(state.read_text())["log_history"] for key in entry}
+
+    assert "kd_loss" in logged("qd2-scratch") and "kd_loss" not in logged("qat2-scratch")  # labels only
     assert rows["kd"]["train_seconds"] == continued["train_seconds"]
     assert rows["qd2"]["bits"] == 2 and rows["qd2"]["start"] == "kd" and rows["qd2"]["trained_on"]
     assert rows["teacher"]["train_seconds"] is None and rows["pm2"]["train_seconds"] == 0

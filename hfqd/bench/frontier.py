@@ -11,7 +11,8 @@ Rows per shape: `kd` (full precision, token-level distillation from the cached t
 validation BLEU), `qd4` / `qd2` (quantized distillation, starting from that `kd`), `pm4` / `pm2` (post-training
 quantization of that `kd`); for one shape also `qat2` (no teacher), `dq2` / `dq2-sgd` (learned points, AdamW or the
 paper's SGD), `kdseq` (`kd` on the teacher's beam-search translations, with its distributions under them) and
-`qd<b>-scratch` (quantized distillation from the shape's start with kd's budget, against `qd<b>` from kd). Every
+`qd<b>-scratch` / `qat<b>-scratch` (quantized training from the shape's start with kd's budget, against the rows
+that start from kd, which already hold what the teacher taught). Every
 row is scored on the test sets with transformers (beam 4) and after an int8 CTranslate2 export, and timed against
 the teacher with both engines interleaved.
 """
@@ -126,7 +127,7 @@ class FrontierArguments:
                                      "continued."})
 
 
-ROW = re.compile(r"^(kd|kdseq|qd(\d)(-scratch)?|pm(\d)|qat(\d)|dq(\d)(-sgd)?)$")
+ROW = re.compile(r"^(kd|kdseq|(qd|qat)(\d)(-scratch)?|pm(\d)|dq(\d)(-sgd)?)$")
 
 
 def _bits(row: str) -> int:
@@ -235,7 +236,7 @@ class Frontier:
             for row in rows:
                 if ROW.match(row) is None:
                     raise ValueError(f"Unknown frontier row {row!r}: kd, kdseq, qd<b>, qd<b>-scratch, pm<b>, "
-                                     "qat<b>, dq<b>, dq<b>-sgd.")
+                                     "qat<b>, qat<b>-scratch, dq<b>, dq<b>-sgd.")
             # kd first (the others start from it), then the post-training rows (minutes each), then the trained ones.
             order = sorted(dict.fromkeys(rows), key=lambda r: (r != "kd", not r.startswith("pm")))
             work += [(name, row) for row in order]
@@ -346,16 +347,21 @@ class Frontier:
         return trained
 
     def _start_settings(self, shape: Shape, row: str) -> dict:
-        """How a row trained from the shape's start (`kd`, `kdseq`, `qd<b>-scratch`) trains: kd's budget."""
-        return dict(teacher=self.teacher, minutes=self.f.kd_minutes, num_train_epochs=self.f.kd_epochs,
-                    learning_rate=self.f.copy_learning_rate if shape.copy else self.f.fresh_learning_rate,
-                    distillation_mode="sequence+token" if row == "kdseq" else "token",
-                    bits=_bits(row) if row.endswith("-scratch") else None)
+        """How a row trained from the shape's start (`kd`, `kdseq`, `qd<b>-scratch`, `qat<b>-scratch`) trains:
+        kd's budget."""
+        settings = dict(teacher=self.teacher, minutes=self.f.kd_minutes, num_train_epochs=self.f.kd_epochs,
+                        learning_rate=self.f.copy_learning_rate if shape.copy else self.f.fresh_learning_rate,
+                        distillation_mode="sequence+token" if row == "kdseq" else "token",
+                        bits=_bits(row) if row.endswith("-scratch") else None)
+        if row.startswith("qat"):  # labels only: what QD's teacher adds, with no teacher in the start either
+            settings.update(teacher=None, alpha=0.0, distillation_mode="none")
+        return settings
 
     def _train_from_start(self, shape: Shape, row: str) -> "Trained":
         """A student of ``shape`` distilled from the teacher from its first step: token-level (`kd`), on the
         teacher's beam-search translations with its distributions under them (`kdseq`, Kim & Rush's combination),
-        or quantized throughout (`qd<b>-scratch`, the comparison for rows that start from kd), with kd's budget."""
+        or quantized throughout (`qd<b>-scratch`, and `qat<b>-scratch` on labels alone: the comparisons for rows that
+        start from kd), with kd's budget."""
         return self._train(shape.build(self.teacher), shape, row, **self._start_settings(shape, row))
 
     def _continue(self, shape: Shape, row: str, saved: "Trained") -> "Trained":
