@@ -8,8 +8,8 @@
 `scripts/benchmark_translation.py` writes one results folder per run, and a row file per (shape, row), so seeds of
 one student land in separate folders. This gathers them: each `--group NAME=GLOB[,GLOB...]` is one student, its
 rows the files the globs match (one per seed). The table gives each group's mean and every seed's BLEU, its gap to
-the teacher, size and speed; the issue's QD targets are judged seed by seed (met only if every seed meets it); the
-plots put each group's mean beside the teacher. Nothing is trained or scored here: every figure is the row files'
+the teacher, size and speed; the issue's QD targets are judged seed by seed (met only if every seed meets it), and
+each `--beats "A>B"` on the groups' means; the plots put each group's mean beside the teacher. Nothing is trained or scored here: every figure is the row files'
 own, and each row file keeps its command, commit, machine and date.
 """
 
@@ -38,15 +38,26 @@ def parse_group(spec: str) -> tuple[str, list[str]]:
     return name.strip(), paths
 
 
+def parse_pair(spec: str) -> tuple[str, str]:
+    """`A>B` -> (A, B), the group names stripped."""
+    better, sep, worse = spec.partition(">")
+    if not sep or not better.strip() or not worse.strip():
+        raise ValueError(f"--beats {spec!r}: expected A>B, two group names, for example \"qd2>qat2\".")
+    return better.strip(), worse.strip()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--group", action="append", required=True, help="NAME=GLOB[,GLOB...] (repeat)")
     parser.add_argument("--teacher", required=True, help="the teacher's row file (teacher__teacher.json)")
     parser.add_argument("--output", required=True, help="path prefix of the .md, .json and .png written")
+    parser.add_argument("--beats", action="append", default=[],
+                        help="\"A>B\": judge whether group A beats group B (mean BLEU, both test sets); repeat")
     parser.add_argument("--note", default="", help="a line added to the header (where and how the rows ran)")
     opts = parser.parse_args()
     try:
         groups = dict(parse_group(spec) for spec in opts.group)
+        beats = [parse_pair(spec) for spec in opts.beats]
     except ValueError as error:
         sys.exit(str(error))
     if not os.path.isfile(opts.teacher):
@@ -58,7 +69,10 @@ def main() -> None:
         rows="; ".join(f"{name}: {', '.join(paths)}" for name, paths in groups.items()),
         note=opts.note or "figures copied from the row files; each row's command, commit, machine and date are in it",
     )
-    print(write_group_report(opts.output, header, rows, teacher))
+    try:
+        print(write_group_report(opts.output, header, rows, teacher, beats=beats))
+    except ValueError as error:  # a --beats name that is no group
+        sys.exit(str(error))
 
 
 if __name__ == "__main__":

@@ -386,9 +386,15 @@ def test_group_report_judges_targets_seed_by_seed(tmp_path):
               "qat2": [row("qat2", 30.0, 20.0)]}  # not a QD row: no target
     judged = {t["target"].split(":")[0]: t["met"] for t in group_targets(groups, teacher["metrics"])}
     assert judged == {"qd2 steady": True, "qd2 one bad seed": False, "qd4 slow": False}
-    markdown = write_group_report(str(tmp_path / "groups"), {"command": "test"}, groups, teacher, plot=False)
+    markdown = write_group_report(str(tmp_path / "groups"), {"command": "test"}, groups, teacher, plot=False,
+                                  beats=[("qd2 steady", "qat2"), ("qat2", "qd2 one bad seed")])
     assert "34.75 (35.00, 34.50)" in markdown  # mean, then each seed
     assert "1 of 2 seeds" in markdown and (tmp_path / "groups.json").is_file()
+    assert "| qd2 steady beats qat2 (mean BLEU, both test sets) | +4.75 / +5.80 BLEU (test2016 / test2017) | yes |" \
+        in markdown
+    assert "| qat2 beats qd2 one bad seed (mean BLEU, both test sets) | -4.00 / -5.95" in markdown
+    with pytest.raises(ValueError, match="No group named 'qd3'"):
+        write_group_report(str(tmp_path / "x"), {}, groups, teacher, plot=False, beats=[("qd3", "qat2")])
 
 
 def test_report_groups_script_names_a_group_without_rows(tmp_path):
@@ -401,6 +407,9 @@ def test_report_groups_script_names_a_group_without_rows(tmp_path):
         module.parse_group(f"qd4={tmp_path}/missing*.json")
     with pytest.raises(ValueError, match="NAME=GLOB"):
         module.parse_group("qd4")
+    assert module.parse_pair(" qd2 > qat2 ") == ("qd2", "qat2")
+    with pytest.raises(ValueError, match="A>B"):
+        module.parse_pair("qd2")
 
 
 def test_vocab_map_benchmark_times_the_maps_against_both_teachers(workspace, tmp_path, monkeypatch):

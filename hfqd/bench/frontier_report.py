@@ -195,13 +195,29 @@ def group_targets(groups: dict[str, list[dict]], teacher: dict) -> list[dict]:
     return out
 
 
+def comparison_targets(groups: dict[str, list[dict]], pairs: list[tuple[str, str]]) -> list[dict]:
+    """For each (A, B) pair of group names, whether A beats B: met when A's mean BLEU is higher on both test sets."""
+    out = []
+    for better, worse in pairs:
+        missing = [name for name in (better, worse) if name not in groups]
+        if missing:
+            raise ValueError(f"No group named {missing[0]!r} to compare; groups: {', '.join(groups)}.")
+        margins = [_mean([r["metrics"][k] for r in groups[better]]) - _mean([r["metrics"][k] for r in groups[worse]])
+                   for k in TEST_KEYS]
+        out.append({"target": f"{better} beats {worse} (mean BLEU, both test sets)",
+                    "measured": " / ".join(f"{m:+.2f}" for m in margins) + " BLEU (test2016 / test2017)",
+                    "met": all(m > 0 for m in margins)})
+    return out
+
+
 def write_group_report(prefix: str, header: dict, groups: dict[str, list[dict]], teacher: dict,
-                       plot: bool = True) -> str:
+                       plot: bool = True, beats: list[tuple[str, str]] = ()) -> str:
     """Markdown + JSON of ``groups`` (name -> the rows of one student at its seeds) beside ``teacher``'s row, the
-    targets judged seed by seed, and the two frontier plots at each group's mean."""
+    targets judged seed by seed (and "A beats B" for each pair in ``beats``), and the two frontier plots at each
+    group's mean."""
     if not groups:
         raise ValueError("No rows to report: give at least one group with a row file.")
-    targets = group_targets(groups, teacher["metrics"])
+    targets = group_targets(groups, teacher["metrics"]) + comparison_targets(groups, list(beats))
     markdown = write_report(prefix, header, [group_table(groups, teacher), targets_table(targets)],
                             {"targets": targets, "teacher": teacher, "groups": groups})
     if plot:
