@@ -9,8 +9,8 @@
 one student land in separate folders. This gathers them: each `--group NAME=GLOB[,GLOB...]` is one student, its
 rows the files the globs match (one per seed). The table gives each group's mean and every seed's BLEU, its gap to
 the teacher, size and speed; the issue's QD targets are judged seed by seed (met only if every seed meets it), and
-each `--beats "A>B"` on the groups' means; the plots put each group's mean beside the teacher. Nothing is trained or scored here: every figure is the row files'
-own, and each row file keeps its command, commit, machine and date.
+each `--beats "A>B"` on the groups' means; the plots put each group's mean beside the teacher. Nothing is trained
+or scored here: every figure is the row files' own, and each row file keeps its command, commit, machine and date.
 """
 
 from __future__ import annotations
