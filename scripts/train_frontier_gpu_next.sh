@@ -9,7 +9,7 @@
 # assembles .gpu/; round 5's kd scores above the teacher). Steps, wall-clock budgets inside END (default 545 s):
 #   1. without a carried kd: d192-3+1 kd alone on the GPU for KD_MINUTES (default 4.5), at most 30 epochs with
 #      early stopping (patience 3); alone it ran 26 epochs in 264 s in round 5 and stopped early;
-#   2. side by side (the first alone until it has built the teacher cache), each with what is left of END less a
+#   2. side by side (qd2-scratch alone until it has built the teacher cache), each with what is left of END less a
 #      minute for the last validation and the packing, early stopping on validation BLEU; all with buckets of 128
 #      and the tied embedding at 3 bits, the setting of the published 2-bit student:
 #      - qat2 (no teacher) from the kd, learning rate 1e-4, seeds 1 and 2 (round 6 trained seed 0);
@@ -61,17 +61,21 @@ if [ ! -f $kd/hfqd_trained.json ]; then
     echo "No d192-3+1 kd to start from ($kd): the quantized rows are skipped." >&2
 else
     emb3=(--bucket_size 128 --module_bits model.shared=3)
-    from_kd d192-qat2-emb3-s1 ${run}_qat2_emb3_s1 qat2 "${emb3[@]}" --quant_learning_rate 1e-4 --seed 1 "$@"
-    # one process builds the teacher cache (14 s alone on the H100) before the others start and would repeat it
+    from_start() {  # ROW: quantized from the shape's start, with kd's budget set to what is left of END
+        local minutes=$(python3 -c "print(round(max($end - $SECONDS - 60, 30) / 60, 2))")
+        echo "d192-$1-emb3: $minutes minutes from the start"
+        job d192-$1-emb3 --output_dir runs/${run}_$1_emb3 --shapes d192-3+1 --rows $1 "${emb3[@]}" \
+            --kd_minutes "$minutes" "${@:2}" &
+    }
+    from_start qd2-scratch "$@"
+    # it builds the teacher cache (14 s alone on the H100) before the others start and would repeat it
     for _ in $(seq 90); do ls cache/teacher_cache/*/cache.json >/dev/null 2>&1 && break; sleep 1; done
-    from_kd d192-qat2-emb3-s2 ${run}_qat2_emb3_s2 qat2 "${emb3[@]}" --quant_learning_rate 1e-4 --seed 2 "$@"
-    from_kd d192-dq2-sgd ${run}_dq2_sgd dq2-sgd "$@"
-    for row in qd2-scratch qat2-scratch; do  # from the start: kd's budget is what is left of END
-        minutes=$(python3 -c "print(round(max($end - $SECONDS - 60, 30) / 60, 2))")
-        echo "d192-$row-emb3: $minutes minutes from the start"
-        job d192-$row-emb3 --output_dir runs/${run}_${row}_emb3 --shapes d192-3+1 --rows $row \
-            "${emb3[@]}" --kd_minutes "$minutes" "$@" &
+    from_start qat2-scratch "$@"
+    for seed in 1 2; do
+        from_kd d192-qat2-emb3-s$seed ${run}_qat2_emb3_s$seed qat2 "${emb3[@]}" --quant_learning_rate 1e-4 \
+            --seed $seed "$@"
     done
+    from_kd d192-dq2-sgd ${run}_dq2_sgd dq2-sgd "$@"
 fi
 wait
 # the rows trained here, less the copies of the kd the rows start from
