@@ -151,6 +151,7 @@ def group_table(groups: dict[str, list[dict]], teacher: dict) -> str:
                "behind teacher, worse test set (mean; worst seed)", "CT2 int8 BLEU t16 / t17",
                "CT2 int8 speed vs teacher CT2 int8", "transformers speed vs teacher", "epochs", "train (s)",
                "trained on"]
+
     def mean(rows: list[dict], key: str) -> str:
         return f"{_mean([r['metrics'][key] for r in rows]):.2f}"
 
