@@ -232,7 +232,7 @@ def write_group_report(prefix: str, header: dict, groups: dict[str, list[dict]],
         scatter_panels(f"{prefix}.png", [
             Panel(points(lambda rows: rows[0]["file_mb"]), "size on disk (MB, log)", ylabel, log_x=True),
             Panel(points(lambda rows: _mean([r["metrics"]["speed_ct2_vs_teacher_ct2"] for r in rows])),
-                  "CT2 int8 speed vs teacher, batch 32", ylabel, legend=True, legend_loc="lower right",
+                  "CT2 int8 speed vs teacher, batch 32", ylabel, legend=True, legend_loc="center right",
                   legend_columns=1),
         ], height=6.0)
     return markdown

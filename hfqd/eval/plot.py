@@ -23,7 +23,7 @@ class Panel:
     log_x: bool = False
     title: str = ""
     legend: bool = False
-    legend_loc: str = "best"  # a matplotlib location; "lower right" keeps a long legend off a frontier's points
+    legend_loc: str = "best"  # a matplotlib location: where a long legend stays off the points
     legend_columns: int = 2
     extra: dict = field(default_factory=dict)
 
