@@ -38,9 +38,6 @@ def main(out_dir: str, mode: str = "qd") -> None:
     allocation = [(a.name, a.points) for a in trainer.allocation or []]
     torch.save({"world_size": trainer.args.world_size, "weights": quantized, "allocation": allocation},
                os.path.join(out_dir, f"rank{rank}.pt"))
-    # Tear the process group down before exit: left to the interpreter's shutdown, gloo's threads can abort it
-    # ("terminate called without an active exception") after the results are written.
-    trainer.accelerator.end_training()
 
 
 if __name__ == "__main__":
