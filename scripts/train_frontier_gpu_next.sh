@@ -48,11 +48,13 @@ if [ ! -f $kd/hfqd_trained.json ]; then
     job d192-kd --output_dir runs/${run}_kd --shapes d192-3+1 --rows kd --kd_minutes "${KD_MINUTES:-4.5}" "$@"
     kd=runs/${run}_kd/d192-3+1/kd
 fi
+minutes_left() {  # what is left of END in minutes, less one for the last validation past the budget and the packing
+    python3 -c "print(round(max($end - $SECONDS - 60, 30) / 60, 2))"
+}
 copies=()
 from_kd() {  # NAME FOLDER ROW [flags]: one row trained from a copy of the kd in runs/FOLDER, in the background
     local name=$1 folder=runs/$2 row=$3; shift 3
-    # what is left of END, less a minute for the last validation past the budget and the packing
-    local minutes=$(python3 -c "print(round(max($end - $SECONDS - 60, 30) / 60, 2))")
+    local minutes=$(minutes_left)
     echo "$name: $minutes minutes from $kd"
     mkdir -p $folder/d192-3+1 && cp -rp $kd $folder/d192-3+1/ && copies+=("$folder/d192-3+1/kd")
     job $name --output_dir $folder --shapes d192-3+1 --rows $row --quant_minutes "$minutes" "$@" &
@@ -62,7 +64,7 @@ if [ ! -f $kd/hfqd_trained.json ]; then
 else
     emb3=(--bucket_size 128 --module_bits model.shared=3)
     from_start() {  # ROW: quantized from the shape's start, with kd's budget set to what is left of END
-        local minutes=$(python3 -c "print(round(max($end - $SECONDS - 60, 30) / 60, 2))")
+        local minutes=$(minutes_left)
         echo "d192-$1-emb3: $minutes minutes from the start"
         job d192-$1-emb3 --output_dir runs/${run}_$1_emb3 --shapes d192-3+1 --rows $1 "${emb3[@]}" \
             --kd_minutes "$minutes" "${@:2}" &
