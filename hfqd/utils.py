@@ -202,3 +202,17 @@ def run_header(command: str, commit: str, **extra) -> dict:
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         **extra,
     }
+
+
+def end_processes() -> None:
+    """At the end of a script run by `accelerate launch`: wait for every process, then destroy the process group.
+
+    Left to interpreter exit, gloo's worker threads can outlive Python and abort a process whose work is done
+    ("terminate called without an active exception"), so a run that wrote all its results still fails. The barrier
+    first keeps one process from tearing the group down while another still talks to it. A no-op in one process.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()

@@ -25,7 +25,7 @@ from hfqd.data.images import ImageTransform, load_image_dataset
 from hfqd.distill import DistillationArguments, make_resnet
 from hfqd.eval.vision import accuracy, images_per_second
 from hfqd.runner.job import JobArguments, Task, plan_methods, run_job, train_teacher
-from hfqd.utils import command_line, ensure_available, git_commit, run_header
+from hfqd.utils import command_line, end_processes, ensure_available, git_commit, run_header
 
 logger = logging.getLogger("hfqd.recipes.fashion_mnist")
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "fashion_mnist")
@@ -129,3 +129,4 @@ def main(model_args: ModelArguments, data_args: DataArguments, recipe: RecipeArg
 
 if __name__ == "__main__":
     main(*parse_recipe_args((ModelArguments, DataArguments, RecipeArguments, DistillationArguments), CONFIG_DIR))
+    end_processes()

@@ -38,7 +38,7 @@ from hfqd.export import QUANTIZATIONS, supported_architectures
 from hfqd.runner.job import JobArguments, Task, plan_methods, run_job, train_teacher
 from hfqd.runner.translation import TranslationDataArguments as DataArguments
 from hfqd.runner.translation import evaluate_translation, fit_lengths, load_translation_data
-from hfqd.utils import command_line, ensure_available, git_commit, run_header
+from hfqd.utils import command_line, end_processes, ensure_available, git_commit, run_header
 
 logger = logging.getLogger("hfqd.recipes.wmt_en_de")
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "wmt_en_de")
@@ -191,3 +191,4 @@ def main(model_args: ModelArguments, data_args: DataArguments, recipe: RecipeArg
 
 if __name__ == "__main__":
     main(*parse_recipe_args((ModelArguments, DataArguments, RecipeArguments, DistillationArguments), CONFIG_DIR))
+    end_processes()

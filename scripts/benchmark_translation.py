@@ -44,7 +44,7 @@ from hfqd.hub import save_packed
 from hfqd.runner.job import labels_only, teacher_row
 from hfqd.runner.methods import order_methods, run_methods, train_model
 from hfqd.quant import is_quantized, model_size
-from hfqd.utils import command_line, git_commit, run_header
+from hfqd.utils import command_line, end_processes, git_commit, run_header
 
 logger = logging.getLogger("hfqd.benchmark_translation")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -422,3 +422,4 @@ def parse(argv: list[str] | None = None) -> tuple[BenchmarkArguments, Distillati
 
 if __name__ == "__main__":
     main(*parse())
+    end_processes()

@@ -25,7 +25,7 @@ from hfqd.runner.job import labels_only
 from hfqd.runner.methods import train_model
 from hfqd.runner.translation import TranslationDataArguments as DataArguments
 from hfqd.runner.translation import evaluate_translation, load_translation_data
-from hfqd.utils import atomic_directory
+from hfqd.utils import atomic_directory, end_processes
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "recipes", "configs", "wmt_en_de")
 
@@ -77,3 +77,4 @@ def main(teacher_args: TeacherArguments, data_args: DataArguments, args: Distill
 
 if __name__ == "__main__":
     main(*parse_recipe_args((TeacherArguments, DataArguments, DistillationArguments), CONFIG_DIR))
+    end_processes()

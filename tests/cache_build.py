@@ -11,6 +11,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import hfqd.distill.shards as shards  # noqa: E402
 from hfqd.distill.teacher_cache import build_teacher_cache  # noqa: E402
+from hfqd.utils import end_processes  # noqa: E402
 from tests.helpers import tiny_corpus, tiny_pair  # noqa: E402
 
 
@@ -36,3 +37,4 @@ def main(out_dir: str) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1])
+    end_processes()

@@ -15,6 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from hfqd import DistillationArguments, QuantizedDistillationTrainer  # noqa: E402
 from hfqd.quant import quantized_parameters  # noqa: E402
+from hfqd.utils import end_processes  # noqa: E402
 from tests.helpers import tiny_corpus, tiny_pair  # noqa: E402
 
 
@@ -42,3 +43,4 @@ def main(out_dir: str, mode: str = "qd") -> None:
 
 if __name__ == "__main__":
     main(*sys.argv[1:])
+    end_processes()

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from hfqd.bench.curves import read_curve, run_dir_of, write_curve_report
 from hfqd.bench.frontier import ROW
 
 from .conftest import tiny_marian
@@ -260,6 +261,13 @@ def test_frontier_rows_trained_elsewhere_are_scored_without_training_again(works
         return {key for state in states for entry in json.loads(state.read_text())["log_history"] for key in entry}
 
     assert "kd_loss" in logged("qd2-scratch") and "kd_loss" not in logged("qat2-scratch")  # labels only
+    # Rows still training are compared by their checkpoints' validations: the same as the finished rows' records.
+    curves = [read_curve(row, str(runs / "d64-1+1-copy" / f"{row}-run")) for row in ("qd2-scratch", "qat2-scratch")]
+    for curve in curves:
+        assert curve.best[1] == pytest.approx(rows[curve.name]["best_validation_bleu_greedy"])
+        assert 0 < curve.train_seconds <= rows[curve.name]["train_seconds"]
+    report = write_curve_report(str(tmp_path / "curves"), {"command": "test"}, curves)
+    assert "| epoch | qd2-scratch | qat2-scratch |" in report and (tmp_path / "curves.json").is_file()
     assert rows["kd"]["train_seconds"] == continued["train_seconds"]
     assert rows["qd2"]["bits"] == 2 and rows["qd2"]["start"] == "kd" and rows["qd2"]["trained_on"]
     assert rows["teacher"]["train_seconds"] is None and rows["pm2"]["train_seconds"] == 0
@@ -410,6 +418,16 @@ def test_report_groups_script_names_a_group_without_rows(tmp_path):
     assert module.parse_pair(" qd2 > qat2 ") == ("qd2", "qat2")
     with pytest.raises(ValueError, match="A>B"):
         module.parse_pair("qd2")
+
+
+def test_validation_curves_say_what_is_missing(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no complete checkpoint"):
+        read_curve("qd2", str(tmp_path))
+    with pytest.raises(ValueError, match="NAME=RUN_DIR"):
+        run_dir_of("qd2")
+    with pytest.raises(FileNotFoundError, match="is not a folder"):
+        run_dir_of(f"qd2={tmp_path}/missing")
+    assert run_dir_of(f" qd2 = {tmp_path}") == ("qd2", str(tmp_path))
 
 
 def test_vocab_map_benchmark_times_the_maps_against_both_teachers(workspace, tmp_path, monkeypatch):

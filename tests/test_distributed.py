@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.distributed as dist
+
+from hfqd.utils import end_processes
 
 ROOT = Path(__file__).parents[1]
 
@@ -38,3 +41,15 @@ def test_two_processes_hold_identical_quantized_weights(tmp_path, mode):
     assert a.keys() == b.keys() and a
     for name in a:
         assert torch.equal(a[name], b[name]), name
+
+
+def test_end_processes_destroys_the_process_group(tmp_path):
+    """The scripts' last call: a group left to interpreter exit can abort a finished process (gloo threads)."""
+    end_processes()  # no group: nothing to do
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        end_processes()
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()

@@ -1,0 +1,84 @@
+"""Validation BLEU epoch by epoch, read from a training run's last checkpoint.
+
+A frontier row writes its results file only when it ends, and a row trained from scratch on 2 CPU cores runs over
+several sessions (each resumes from the last checkpoint). Until it ends, its checkpoints are the record: the
+`trainer_state.json` of the last one holds every validation so far, and `hfqd_train_seconds.txt` the training time.
+Rows compared at equal epochs (quantized training with and without a teacher) are read side by side here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..distill.checkpoint import last_complete_checkpoint
+from ..eval.report import table, write_report
+from .time_budget import TrainingClock
+
+
+@dataclass
+class Curve:
+    """One run's validation scores: ``points`` maps the epoch to the metric at that validation."""
+
+    name: str
+    run_dir: str
+    checkpoint: str
+    points: dict[float, float] = field(default_factory=dict)
+    train_seconds: float | None = None
+
+    @property
+    def best(self) -> tuple[float, float]:
+        """(epoch, score) of the best validation so far."""
+        return max(self.points.items(), key=lambda item: item[1])
+
+
+def read_curve(name: str, run_dir: str, metric: str = "eval_bleu") -> Curve:
+    """The validations in ``run_dir``'s last complete checkpoint (a clear error when there is none yet)."""
+    checkpoint = last_complete_checkpoint(run_dir)
+    if checkpoint is None:
+        raise FileNotFoundError(f"{name}: no complete checkpoint in {run_dir} yet; a run saves one at each "
+                                "validation, so wait for its first, or check the path (the row's '<row>-run' folder).")
+    state = json.loads(Path(checkpoint, "trainer_state.json").read_text())
+    points = {round(entry["epoch"], 2): entry[metric] for entry in state["log_history"] if metric in entry}
+    if not points:
+        raise ValueError(f"{name}: {checkpoint}/trainer_state.json logs no {metric!r}; "
+                         "name a metric the run validates on (eval_bleu, eval_chrf, eval_loss).")
+    clock = Path(checkpoint, TrainingClock.NAME)
+    seconds = float(clock.read_text()) if clock.is_file() else None
+    return Curve(name, run_dir, checkpoint, points, seconds)
+
+
+def curve_table(curves: list[Curve]) -> str:
+    """Epochs down, runs across; a blank where a run had not validated at that epoch. Then each run's best so far,
+    validations and training minutes."""
+    epochs = sorted({epoch for curve in curves for epoch in curve.points})
+    cell = lambda curve, epoch: f"{curve.points[epoch]:.2f}" if epoch in curve.points else ""  # noqa: E731
+    by_epoch = table(["epoch", *[c.name for c in curves]],
+                     [[f"{epoch:g}", *[cell(c, epoch) for c in curves]] for epoch in epochs])
+    summary = table(["run", "best so far (epoch)", "validations", "training minutes", "last checkpoint"], [
+        [c.name, f"{c.best[1]:.2f} ({c.best[0]:g})", len(c.points),
+         f"{c.train_seconds / 60:.0f}" if c.train_seconds is not None else "", c.checkpoint] for c in curves])
+    return by_epoch + "\n\n" + summary
+
+
+def write_curve_report(prefix: str, header: dict, curves: list[Curve]) -> str:
+    """``{prefix}.md`` and ``{prefix}.json``: the curves side by side."""
+    if not curves:
+        raise ValueError("No runs to report: give at least one NAME=RUN_DIR.")
+    data = {"curves": [{"name": c.name, "run_dir": c.run_dir, "checkpoint": c.checkpoint,
+                        "points": {f"{epoch:g}": score for epoch, score in c.points.items()},
+                        "train_seconds": c.train_seconds} for c in curves]}
+    return write_report(prefix, header, [curve_table(curves)], data)
+
+
+def run_dir_of(spec: str) -> tuple[str, str]:
+    """`NAME=RUN_DIR` -> (name, run_dir)."""
+    name, sep, run_dir = spec.partition("=")
+    if not sep or not name.strip() or not run_dir.strip():
+        raise ValueError(f"--run {spec!r}: expected NAME=RUN_DIR, for example "
+                         "\"qd2-scratch=runs/ff/d192-3+1/qd2-scratch-run\".")
+    if not os.path.isdir(run_dir.strip()):
+        raise FileNotFoundError(f"--run {name.strip()}: {run_dir.strip()} is not a folder.")
+    return name.strip(), run_dir.strip()

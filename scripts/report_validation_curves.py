@@ -1,0 +1,42 @@
+"""Validation BLEU by epoch of runs side by side, from their last checkpoints (rows still training, or trained).
+
+    python scripts/report_validation_curves.py --output benchmarks/results/scratch_curves_d192 \
+        --run "qd2-scratch=runs/ff_cpu15_qd2-scratch_emb3/d192-3+1/qd2-scratch-run" \
+        --run "qat2-scratch=runs/ff_cpu15_qat2-scratch_emb3/d192-3+1/qat2-scratch-run"
+
+A row's results file (test BLEU, size, speed) comes only when it ends; a row that trains over several sessions is
+compared here before that, at equal epochs, on the validation split its model selection uses. Nothing is trained or
+scored: every figure is the checkpoint's own `trainer_state.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from hfqd.bench.curves import read_curve, run_dir_of, write_curve_report
+from hfqd.utils import command_line, git_commit, run_header
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", action="append", required=True, help="NAME=RUN_DIR, a row's '<row>-run' folder (repeat)")
+    parser.add_argument("--output", required=True, help="path prefix of the .md and .json written")
+    parser.add_argument("--metric", default="eval_bleu", help="the logged validation metric (default eval_bleu)")
+    parser.add_argument("--note", default="", help="a line added to the header (where and how the runs train)")
+    opts = parser.parse_args()
+    try:
+        curves = [read_curve(*run_dir_of(spec), metric=opts.metric) for spec in opts.run]
+    except (ValueError, FileNotFoundError) as error:
+        sys.exit(str(error))
+    header = run_header(command_line("scripts/report_validation_curves.py"), git_commit(ROOT),
+                        metric=f"{opts.metric} on the validation split, greedy, as the runs' model selection uses",
+                        **({"note": opts.note} if opts.note else {}))
+    print(write_curve_report(opts.output, header, curves))
+
+
+if __name__ == "__main__":
+    main()
