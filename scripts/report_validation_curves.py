@@ -23,7 +23,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", action="append", required=True, help="NAME=RUN_DIR, a row's '<row>-run' folder (repeat)")
+    parser.add_argument("--run", action="append", required=True,
+                        help="NAME=RUN_DIR, a row's '<row>-run' folder (repeat)")
     parser.add_argument("--output", required=True, help="path prefix of the .md and .json written")
     parser.add_argument("--metric", default="eval_bleu", help="the logged validation metric (default eval_bleu)")
     parser.add_argument("--note", default="", help="a line added to the header (where and how the runs train)")
