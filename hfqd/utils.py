@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import os
 import platform
+import shlex
 import shutil
 import socket
 import subprocess
@@ -188,7 +189,7 @@ def command_line(script: str) -> str:
     if os.path.basename(sys.argv[0]) != os.path.basename(script):
         return f"{script} main() called from Python"
     launcher = "accelerate launch" if any(key.startswith("ACCELERATE_") for key in os.environ) else "python"
-    return " ".join([f"{launcher} {script}"] + sys.argv[1:])
+    return " ".join([f"{launcher} {script}"] + [shlex.quote(arg) for arg in sys.argv[1:]])  # runnable as written
 
 
 def run_header(command: str, commit: str, **extra) -> dict:

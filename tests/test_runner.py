@@ -1,5 +1,7 @@
 """The runner's rows use the run's settings: PM rows quantize like the trained rows, shadows and cards follow them."""
 
+import sys
+
 import pytest
 
 from hfqd import DistillationArguments
@@ -70,3 +72,15 @@ def test_evaluation_cuts_sources_at_the_training_length(corpus):
     student.generate = spy
     evaluate_translation(student, tokenizer, [long], ["der Hund"], max_new_tokens=2, max_source_length=16)
     assert seen["width"] == 16  # the recipe passes --max_source_length; it used to be a fixed 128
+
+
+def test_the_recorded_command_runs_as_written(monkeypatch):
+    """A results file's command keeps an argument with spaces in one piece, so it can be pasted back."""
+    import shlex
+
+    from hfqd.utils import command_line
+
+    argv = ["report.py", "--note", "one thread each; still training", "--run", "a=runs/x"]
+    monkeypatch.setattr(sys, "argv", argv)
+    command = command_line("scripts/report.py")
+    assert shlex.split(command)[2:] == argv[1:]
