@@ -1,6 +1,6 @@
 """Validation BLEU by epoch of runs side by side, from their last checkpoints (rows still training, or trained).
 
-    python scripts/report_validation_curves.py --output benchmarks/results/scratch_curves_d192 \
+    python scripts/report_validation_curves.py --output benchmarks/results/scratch_curves_d192_cpu \
         --run "qd2-scratch=runs/ff_cpu15_qd2-scratch_emb3/d192-3+1/qd2-scratch-run" \
         --run "qat2-scratch=runs/ff_cpu15_qat2-scratch_emb3/d192-3+1/qat2-scratch-run"
 

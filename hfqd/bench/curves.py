@@ -54,7 +54,10 @@ def curve_table(curves: list[Curve]) -> str:
     """Epochs down, runs across; a blank where a run had not validated at that epoch. Then each run's best so far,
     validations and training minutes."""
     epochs = sorted({epoch for curve in curves for epoch in curve.points})
-    cell = lambda curve, epoch: f"{curve.points[epoch]:.2f}" if epoch in curve.points else ""  # noqa: E731
+
+    def cell(curve: Curve, epoch: float) -> str:
+        return f"{curve.points[epoch]:.2f}" if epoch in curve.points else ""
+
     by_epoch = table(["epoch", *[c.name for c in curves]],
                      [[f"{epoch:g}", *[cell(c, epoch) for c in curves]] for epoch in epochs])
     summary = table(["run", "best so far (epoch)", "validations", "training minutes", "last checkpoint"], [
