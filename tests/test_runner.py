@@ -1,5 +1,6 @@
 """The runner's rows use the run's settings: PM rows quantize like the trained rows, shadows and cards follow them."""
 
+import shlex
 import sys
 
 import pytest
@@ -10,6 +11,7 @@ from hfqd.hub.card import write_row_cards
 from hfqd.quant import get_quant_config, quantized_parameters
 from hfqd.runner.methods import order_methods, run_methods
 from hfqd.runner.translation import evaluate_translation
+from hfqd.utils import command_line
 
 from .helpers import tiny_corpus, tiny_pair
 
@@ -76,10 +78,6 @@ def test_evaluation_cuts_sources_at_the_training_length(corpus):
 
 def test_the_recorded_command_runs_as_written(monkeypatch):
     """A results file's command keeps an argument with spaces in one piece, so it can be pasted back."""
-    import shlex
-
-    from hfqd.utils import command_line
-
     argv = ["report.py", "--note", "one thread each; still training", "--run", "a=runs/x"]
     monkeypatch.setattr(sys, "argv", argv)
     command = command_line("scripts/report.py")
