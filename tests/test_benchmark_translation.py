@@ -189,6 +189,24 @@ def test_frontier_rows_land_one_file_each_and_a_rerun_skips_them(workspace, tmp_
     assert again["train_seconds"] >= last
     assert again["metrics"]["bleu_test2016_beam4"] == pytest.approx(rows["kd"]["metrics"]["bleu_test2016_beam4"])
 
+    # A run whose last checkpoint had run out of patience (the session ended before its row was saved) keeps its
+    # best and trains no further on resume, even with epochs left. Here its history is made to say so: the best is
+    # the first of the last `patience` + 1 evaluations (two, the budget's patience).
+    run = tmp_path / "runs" / "d64-1+1-copy" / "kd-run"
+    last = max(run.glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[1]))
+    state = json.loads((last / "trainer_state.json").read_text())
+    evaluations = [entry for entry in state["log_history"] if "eval_bleu" in entry]
+    best = evaluations[-3]["eval_bleu"]
+    evaluations[-2]["eval_bleu"] = evaluations[-1]["eval_bleu"] = best - 1.0
+    state.update(best_metric=best, best_model_checkpoint=str(last))
+    (last / "trainer_state.json").write_text(json.dumps(state))
+    (results / "rows" / "d64-1+1-copy__kd.json").unlink()
+    shutil.rmtree(tmp_path / "runs" / "d64-1+1-copy" / "kd")
+    script.main(*script.parse([*argv, "--kd_epochs", "3"]))
+    ended = json.loads((results / "rows" / "d64-1+1-copy__kd.json").read_text())
+    assert max(run.glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[1])) == last
+    assert ended["stopped_by"] == "early stopping" and ended["train_epochs"] == pytest.approx(state["epoch"])
+
 
 @pytest.mark.slow
 def test_frontier_rows_trained_elsewhere_are_scored_without_training_again(workspace, tmp_path, capsys):
@@ -313,7 +331,7 @@ def test_scoring_gives_the_threads_back(tmp_path):
         torch.set_num_threads(before)
 
 
-def test_training_clock_leaves_the_teachers_work_out():
+def test_training_clock_leaves_the_teachers_work_out(tmp_path):
     """The teacher's work before training (its cache, its translations) neither counts as training nor uses up a
     row's time budget; it is measured apart."""
     import time
@@ -331,6 +349,34 @@ def test_training_clock_leaves_the_teachers_work_out():
     time.sleep(0.5)
     deadline.on_evaluate(None, TrainerState(epoch=0.5), control)
     assert control.should_training_stop
+
+    # Resumed from a checkpoint written after its budget was used, the run counts as stopped by it from the start.
+    (tmp_path / TrainingClock.NAME).write_text("0.7")
+    resumed = Deadline(0.5, TrainingClock(str(tmp_path)))
+    resumed.on_train_begin(None, None, None)
+    assert resumed.passed() and resumed.reached
+
+
+def test_early_stopping_patience_is_rebuilt_from_the_resumed_history():
+    """A run resumed after evaluations that did not beat its best keeps counting from them, as if never stopped."""
+    from hfqd.bench.time_budget import ResumablePatience, evaluations_since_best
+    from transformers import Seq2SeqTrainingArguments, TrainerControl, TrainerState
+
+    def state(values, best):
+        return TrainerState(log_history=[{"loss": 1.0}] + [{"eval_bleu": v} for v in values], best_metric=best)
+
+    assert evaluations_since_best(state([], None), "bleu") == 0
+    assert evaluations_since_best(state([10.0, 12.5, 11.0, 12.5], 12.5), "eval_bleu") == 2  # a tie is no gain
+    assert evaluations_since_best(state([10.0, 12.5], 12.5), "bleu") == 0
+    assert evaluations_since_best(state([10.0, 11.0], 30.0), "bleu") == 2  # a continued row's best, from before
+
+    args = Seq2SeqTrainingArguments("unused", eval_strategy="epoch", metric_for_best_model="bleu",
+                                    load_best_model_at_end=True, save_strategy="epoch", report_to=[])
+    early, control = ResumablePatience(early_stopping_patience=3), TrainerControl()
+    early.on_train_begin(args, state([20.0, 33.6, 32.7, 32.4], 33.6), control)
+    assert early.early_stopping_patience_counter == 2 and not early.ran_out
+    early.on_evaluate(args, state([20.0, 33.6, 32.7, 32.4], 33.6), control, metrics={"eval_bleu": 33.0})
+    assert early.ran_out and control.should_training_stop
 
 
 def test_a_continued_schedule_gives_what_the_original_would_have():

@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, EarlyStoppingCallback
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, TrainerState
+from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import get_last_checkpoint
 
 from ..data import load_parallel_dir, tokenize_translation
@@ -44,7 +45,15 @@ from ..hub import prepare_packed_student, push_folder, save_packed
 from ..hub.card import CardInfo, make_model_card
 from ..quant import QuantConfig, huffman_size, is_quantized, model_size, quantize_
 from ..utils import atomic_directory, atomic_write_text, command_line, git_commit, machine_description, run_header
-from .time_budget import Deadline, StartingBest, TrainingClock, continued_inverse_sqrt, torch_threads
+from .time_budget import (
+    Deadline,
+    ResumablePatience,
+    StartingBest,
+    TrainingClock,
+    continued_inverse_sqrt,
+    evaluations_since_best,
+    torch_threads,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -302,16 +311,21 @@ class Frontier:
         # its training time is carried in the checkpoint.
         resume = last_complete_checkpoint(args.output_dir)
         clock = TrainingClock(resume)
-        early = EarlyStoppingCallback(early_stopping_patience=self.f.patience)
+        early = ResumablePatience(early_stopping_patience=self.f.patience)
         deadline = Deadline(60 * minutes, clock) if minutes else None
+        saved = TrainerState.load_from_json(os.path.join(resume, TRAINER_STATE_NAME)) if resume else None
+        if saved and (evaluations_since_best(saved, args.metric_for_best_model) >= self.f.patience
+                      or deadline and deadline.passed()):
+            # The run had stopped at its last checkpoint, out of patience or time, and the session ended before the
+            # row was saved: keep its best and train no more.
+            args = dataclasses.replace(args, max_steps=saved.global_step)
         callbacks = [early, clock, StartingBest(best), *([deadline] if deadline else [])]
         with torch_threads(self.train_threads):
             trainer = _trainer_with(model, teacher, self.tokenizer, self.data, args, *callbacks)
             trainer.train(resume_from_checkpoint=resume)
             threads = torch.get_num_threads()
         state = trainer.state
-        stopped = ("time budget" if deadline and deadline.reached else
-                   "early stopping" if early.early_stopping_patience_counter >= self.f.patience else "epochs")
+        stopped = "time budget" if deadline and deadline.reached else "early stopping" if early.ran_out else "epochs"
         return Trained(trainer.model.cpu().eval(), clock.seconds(), state.best_metric, state.epoch,
                        machine_description(), clock.setup_seconds, threads,
                        state.best_global_step or state.global_step, stopped)

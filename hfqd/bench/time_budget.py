@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import torch
-from transformers import TrainerCallback
+from transformers import EarlyStoppingCallback, TrainerCallback, TrainerState
 
 from ..utils import atomic_write_text
 
@@ -88,8 +88,14 @@ class Deadline(TrainerCallback):
         self.limit, self.clock = seconds, clock
         self.reached = False
 
+    def passed(self) -> bool:
+        return self.clock.seconds() >= self.limit
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.reached = self.passed()  # a resumed run whose last checkpoint had used its slot
+
     def on_evaluate(self, args, state, control, **kwargs):
-        if self.clock.seconds() >= self.limit:
+        if self.passed():
             self.reached = True
             logger.info(f"Training time budget of {self.limit / 60:g} min reached at epoch {state.epoch:.3g}.")
             control.should_training_stop = True
@@ -107,4 +113,32 @@ class StartingBest(TrainerCallback):
             state.best_metric = self.best
 
 
-__all__ = ["Deadline", "StartingBest", "TrainingClock", "continued_inverse_sqrt", "torch_threads"]
+def evaluations_since_best(state: TrainerState, metric: str) -> int:
+    """The evaluations in ``state.log_history`` after the one that set ``state.best_metric`` (all of them when the
+    best came from elsewhere, as a continued row's does): early stopping's patience counter, rebuilt from what
+    every checkpoint keeps."""
+    key = metric if metric.startswith("eval_") else f"eval_{metric}"
+    values = [entry[key] for entry in state.log_history if key in entry]
+    if state.best_metric not in values:
+        return len(values)
+    return len(values) - 1 - values.index(state.best_metric)  # a later tie did not improve on it
+
+
+class ResumablePatience(EarlyStoppingCallback):
+    """Early stopping whose patience survives a resume.
+
+    `Trainer` restores callbacks from a checkpoint only when asked to (`restore_callback_states_from_checkpoint`),
+    and then as new objects; left as it is, a row resumed two evaluations after its best waits `patience` more,
+    training past where an uninterrupted run stops. The counter is rebuilt from the resumed log history instead."""
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        super().on_train_begin(args, state, control, **kwargs)
+        self.early_stopping_patience_counter = evaluations_since_best(state, args.metric_for_best_model)
+
+    @property
+    def ran_out(self) -> bool:
+        return self.early_stopping_patience_counter >= self.early_stopping_patience
+
+
+__all__ = ["Deadline", "ResumablePatience", "StartingBest", "TrainingClock", "continued_inverse_sqrt",
+           "evaluations_since_best", "torch_threads"]
