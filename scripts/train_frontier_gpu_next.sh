@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The frontier rows still missing (#18), ready for the next GPU lease: whether QD beats QAT without a teacher at
-# the published 2-bit setting (round 6 found it mixed: one qat2 seed, both from the kd), and dq2-sgd from the same kd.
+# The frontier rows still missing (#18), ready for the next GPU lease: QD against QAT without a teacher, both from
+# the shape's start, at two more seeds (seed 0 of each trained to early stopping on the 2-core CPU), and dq2 with
+# either optimizer for its points trained longer from the same kd (round 6's time budget ended dq2 after 5 epochs).
 #
 #   scripts/train_frontier_gpu_next.sh OUT [flags added to every job]
 #
@@ -9,15 +10,14 @@
 # assembles .gpu/; round 5's kd scores above the teacher). Steps, wall-clock budgets inside END (default 545 s):
 #   1. without a carried kd: d192-3+1 kd alone on the GPU for KD_MINUTES (default 4.5), at most 30 epochs with
 #      early stopping (patience 3); alone it ran 26 epochs in 264 s in round 5 and stopped early;
-#   2. side by side (qd2-scratch alone until it has built the teacher cache), each with what is left of END less a
-#      minute for the last validation and the packing, early stopping on validation BLEU; all with buckets of 128
-#      and the tied embedding at 3 bits, the setting of the published 2-bit student:
-#      - qat2 (no teacher) from the kd, learning rate 1e-4, seeds 1 and 2 (round 6 trained seed 0);
-#      - qd2-scratch and qat2-scratch: quantized from the shape's start with kd's settings (learning rate 2e-3, at
-#        most 30 epochs), with and without the teacher, so that the teacher's share is not already in the start;
-#      - dq2-sgd (learned points, the paper's SGD) from the kd at the budget's settings (round 6's second call ran
-#        out of time before its third epoch; alone it took about 75 s an epoch).
-#      Round 6 ran eight jobs at once; these five share the GPU and 16 cores.
+#   2. side by side (the first alone until it has built the teacher cache), each with what is left of END less a
+#      minute for the last validation and the packing, early stopping on validation BLEU:
+#      - qd2-scratch and qat2-scratch at seeds 1 and 2: quantized from the shape's start with kd's settings
+#        (learning rate 2e-3, at most 30 epochs), with and without the teacher, buckets of 128 and the tied
+#        embedding at 3 bits (the published 2-bit student's setting); on the CPU, seed 0 took 18 and 26 epochs;
+#      - dq2 and dq2-sgd (learned points, AdamW and the paper's SGD) from the kd at the budget's settings (alone,
+#        dq2-sgd took about 75 s an epoch).
+#      Round 6 ran eight jobs at once; these six share the GPU and 16 cores.
 # Every job writes under runs/$RUN* (RUN defaults to ff_round7) so that no row of the committed frontier is
 # replaced; flags after OUT reach every job. Then, on the CPU, one scoring run per runs folder with the job's flags
 # (as for round 6 in gpu_logs/COMMANDS.md); copy the teacher row's file into each new results folder to skip
@@ -63,20 +63,18 @@ if [ ! -f $kd/hfqd_trained.json ]; then
     echo "No d192-3+1 kd to start from ($kd): the quantized rows are skipped." >&2
 else
     emb3=(--bucket_size 128 --module_bits model.shared=3)
-    from_start() {  # ROW: quantized from the shape's start, with kd's budget set to what is left of END
+    from_start() {  # ROW SEED [flags]: quantized from the shape's start, with kd's budget set to what is left of END
         local minutes=$(minutes_left)
-        echo "d192-$1-emb3: $minutes minutes from the start"
-        job d192-$1-emb3 --output_dir runs/${run}_$1_emb3 --shapes d192-3+1 --rows $1 "${emb3[@]}" \
-            --kd_minutes "$minutes" "${@:2}" &
+        echo "d192-$1-emb3-s$2: $minutes minutes from the start"
+        job d192-$1-emb3-s$2 --output_dir runs/${run}_$1_emb3_s$2 --shapes d192-3+1 --rows $1 "${emb3[@]}" \
+            --seed $2 --kd_minutes "$minutes" "${@:3}" &
     }
-    from_start qd2-scratch "$@"
+    from_start qd2-scratch 1 "$@"
     # it builds the teacher cache (14 s alone on the H100) before the others start and would repeat it
     for _ in $(seq 90); do ls cache/teacher_cache/*/cache.json >/dev/null 2>&1 && break; sleep 1; done
-    from_start qat2-scratch "$@"
-    for seed in 1 2; do
-        from_kd d192-qat2-emb3-s$seed ${run}_qat2_emb3_s$seed qat2 "${emb3[@]}" --quant_learning_rate 1e-4 \
-            --seed $seed "$@"
-    done
+    from_start qd2-scratch 2 "$@"
+    for seed in 1 2; do from_start qat2-scratch $seed "$@"; done
+    from_kd d192-dq2 ${run}_dq2 dq2 "$@"
     from_kd d192-dq2-sgd ${run}_dq2_sgd dq2-sgd "$@"
 fi
 wait
