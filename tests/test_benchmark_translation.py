@@ -422,6 +422,13 @@ def test_frontier_targets_are_judged_on_the_rows():
     judged = {t["target"].split(":")[0]: t["met"] for t in frontier_targets(bad)}
     assert not any(judged.values())  # 1.2 BLEU behind on test2017, too slow, CT2 drifts 0.5, qd2 too big
 
+    # A QD student quantized from the shape's start is judged by the same targets, and against QAT from the start.
+    scratch = [teacher, row("qd2-scratch", 34.0, 26.0, 21.0, 2.5, 17.0),
+               row("qat2-scratch", 34.6, 25.9, 21.0, 2.5, 17.0)]
+    judged = {t["target"]: t["met"] for t in frontier_targets(scratch)}
+    assert judged["qd2: >= 20x smaller than the teacher file, within 2.5 BLEU on both test sets"]
+    assert judged["d192-3+1: qd2-scratch beats qat2-scratch"] is False
+
 
 def test_group_report_judges_targets_seed_by_seed(tmp_path):
     from hfqd.bench.frontier_report import group_targets, write_group_report

@@ -43,10 +43,19 @@ def frontier_table(rows: list[dict]) -> str:
     return table(columns, cells)
 
 
-def _best(rows: list[dict], row: str, teacher: dict) -> tuple[dict, float] | None:
-    """The row of that name closest to the teacher on its worse test set, with that gap."""
-    scored = [(r, gap_to_teacher(r, teacher)) for r in rows if r["row"] == row]
+def _qd_rows(rows: list[dict], bits: int) -> list[dict]:
+    """The ``bits``-bit QD students: quantized from their shape's kd (`qd<b>`) or from its start (`qd<b>-scratch`)."""
+    return [r for r in rows if r["row"] in (f"qd{bits}", f"qd{bits}-scratch")]
+
+
+def _best(rows: list[dict], teacher: dict) -> tuple[dict, float] | None:
+    """The row closest to the teacher on its worse test set, with that gap."""
+    scored = [(r, gap_to_teacher(r, teacher)) for r in rows]
     return min(scored, key=lambda item: item[1]) if scored else None
+
+
+# (QD row, the row it should beat) at one shape: PM with the same bits, and QAT without a teacher from the same start
+RIVALS = (("qd2", "pm2"), ("qd2", "qat2"), ("qd2-scratch", "qat2-scratch"))
 
 
 # bits -> (at least this many times smaller than the teacher file, at most this many BLEU behind on each test set);
@@ -73,7 +82,7 @@ def frontier_targets(rows: list[dict]) -> list[dict]:
         return []
     out = []
     for bits, (size_x, gap) in TARGETS.items():
-        best = _best(rows, f"qd{bits}", teacher)
+        best = _best(_qd_rows(rows, bits), teacher)
         measured = "no row yet" if best is None else (
             f"best {best[0]['shape']}: {best[1]:+.2f} BLEU below the teacher (worse test set), "
             f"{best[0]['vs_teacher_file']:.1f}x smaller, CT2 int8 "
@@ -81,21 +90,21 @@ def frontier_targets(rows: list[dict]) -> list[dict]:
         target = (f"qd{bits}: >= {size_x}x smaller than the teacher file, within {gap} BLEU on both test sets"
                   + (", >= 2x the teacher's CT2 int8 speed" if bits == 4 else ""))
         out.append({"target": target, "measured": measured,
-                    "met": any(meets_target(r, teacher, bits) for r in rows if r["row"] == f"qd{bits}")})
+                    "met": any(meets_target(r, teacher, bits) for r in _qd_rows(rows, bits))})
     out += deploy_targets(rows, teacher)
-    for shape in dict.fromkeys(r["shape"] for r in rows if r["row"] == "qd2"):
+    for shape in dict.fromkeys(r["shape"] for r in rows):
         by = {r["row"]: r["metrics"]["bleu_test2016_beam4"] for r in rows if r["shape"] == shape}
-        for other in ("pm2", "qat2"):
-            if other in by:
-                out.append({"target": f"{shape}: qd2 beats {other}", "met": by["qd2"] > by[other],
-                            "measured": f"{by['qd2'] - by[other]:+.2f} BLEU (test2016)"})
+        for qd, other in RIVALS:
+            if qd in by and other in by:
+                out.append({"target": f"{shape}: {qd} beats {other}", "met": by[qd] > by[other],
+                            "measured": f"{by[qd] - by[other]:+.2f} BLEU (test2016)"})
     return out
 
 
 def deploy_targets(rows: list[dict], teacher: dict) -> list[dict]:
     """The CTranslate2 export's targets, judged on the qd4 row closest to the teacher: >= 2x the teacher's CT2 int8
     speed and >= 15x the teacher under transformers (batch 32, one thread); CT2 int8 BLEU within 0.3 of its own."""
-    best = _best(rows, "qd4", teacher)
+    best = _best(_qd_rows(rows, 4), teacher)
     if best is None:
         return []
     row, m = best[0], best[0]["metrics"]
