@@ -289,6 +289,9 @@ class Frontier:
             load_best_model_at_end=True, metric_for_best_model="bleu", greater_is_better=True,
             predict_with_generate=True, generation_max_length=self.bench.max_length, generation_num_beams=1,
             push_to_hub=False,
+            # patience comes back from the checkpoint's history (ResumablePatience); restored callbacks would be new
+            # objects, not the ones `_train` reads when training ends
+            restore_callback_states_from_checkpoint=False,
         )
         return dataclasses.replace(self.args, **{**settings, **overrides})
 
