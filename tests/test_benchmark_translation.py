@@ -75,6 +75,8 @@ def test_budgets_parse_and_flags_override_them():
         assert all(ROW.match(row) for row in frontier.rows + frontier.extra_rows)
     with pytest.raises(SystemExit, match="Presets"):
         script.parse(["--budget", "huge"])
+    with pytest.raises(ValueError, match="--patience 0"):
+        script.parse(["--budget", "cpu", "--patience", "0"])
 
 
 def test_refuses_a_student_that_is_not_small_enough(workspace, tmp_path):

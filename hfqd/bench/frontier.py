@@ -135,6 +135,11 @@ class FrontierArguments:
                                      "epochs left, this run's minutes. A row whose results file exists is not "
                                      "continued."})
 
+    def __post_init__(self):
+        if self.patience < 1:
+            raise ValueError(f"--patience {self.patience}: give the validations without a better BLEU before a row "
+                             "stops, at least 1; to train every epoch, give more than the row has validations.")
+
 
 ROW = re.compile(r"^(kd|kdseq|(qd|qat)(\d)(-scratch)?|pm(\d)|dq(\d)(-sgd)?)$")
 
