@@ -14,8 +14,9 @@
 #      minute for the last validation and the packing, early stopping on validation BLEU:
 #      - qd2-scratch and qat2-scratch at seed 2: quantized from the shape's start with kd's settings (learning
 #        rate 2e-3, at most 30 epochs), with and without the teacher, buckets of 128 and the tied embedding at 3
-#        bits (the published 2-bit student's setting); on the CPU, seed 0 took 18 and 26 epochs, and the kd alone
-#        on the H100 ran 26 epochs in 264 s, so three jobs side by side should let early stopping end them;
+#        bits (the published 2-bit student's setting), every epoch up to 30 and the best validation kept (no
+#        early stopping: patience 3 ended a CPU seed on a plateau); the kd alone on the H100 ran 26 epochs in
+#        264 s, so with three jobs side by side the lease may end them first, both after the same time;
 #      - dq2 (learned points, AdamW) from the kd at the budget's settings (alone, dq2-sgd took about 75 s an epoch).
 #      Round 6 ran eight jobs at once; these three share the GPU and 16 cores.
 # Every job writes under runs/$RUN* (RUN defaults to ff_round7) so that no row of the committed frontier is
@@ -67,7 +68,7 @@ else
         local minutes=$(minutes_left)
         echo "d192-$1-emb3-s$2: $minutes minutes from the start"
         job d192-$1-emb3-s$2 --output_dir runs/${run}_$1_emb3_s$2 --shapes d192-3+1 --rows $1 "${emb3[@]}" \
-            --seed $2 --kd_minutes "$minutes" "${@:3}" &
+            --seed $2 --patience 100 --kd_minutes "$minutes" "${@:3}" &
     }
     from_start qd2-scratch 2 "$@"
     # it builds the teacher cache (14 s alone on the H100) before the others start and would repeat it
