@@ -380,6 +380,12 @@ def test_early_stopping_patience_is_rebuilt_from_the_resumed_history():
     early.on_evaluate(args, state([20.0, 33.6, 32.7, 32.4], 33.6), control, metrics={"eval_bleu": 33.0})
     assert early.ran_out and control.should_training_stop
 
+    # Resumed from a checkpoint that a plain EarlyStoppingCallback wrote, it gets its own entry for the next save.
+    older = state([20.0, 33.6], 33.6)
+    older.stateful_callbacks = {"EarlyStoppingCallback": {"args": {}, "attributes": {}}}
+    ResumablePatience(early_stopping_patience=3).on_train_begin(args, older, control)
+    assert older.stateful_callbacks["ResumablePatience"]["attributes"]["early_stopping_patience_counter"] == 0
+
 
 def test_a_continued_schedule_gives_what_the_original_would_have():
     """A row stopped at step 700 by its time budget continues with a fresh inverse_sqrt schedule: after re-warming

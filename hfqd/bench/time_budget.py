@@ -134,6 +134,9 @@ class ResumablePatience(EarlyStoppingCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         super().on_train_begin(args, state, control, **kwargs)
         self.early_stopping_patience_counter = evaluations_since_best(state, args.metric_for_best_model)
+        # A checkpoint written with another early-stopping callback has no entry under this one's name, and
+        # `Trainer` looks it up when it saves the next checkpoint.
+        state.stateful_callbacks.setdefault(type(self).__name__, self.state())
 
     @property
     def ran_out(self) -> bool:
