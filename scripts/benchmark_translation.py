@@ -289,10 +289,11 @@ def run_frontier(bench: BenchmarkArguments, frontier: FrontierArguments, args: D
                 f"({frontier.validation_sentences} sentences, greedy BLEU {_evaluations(frontier)}), test "
                 + ", ".join(bench.test_splits),
         "teacher": bench.teacher,
-        "training": f"kd rows: token-level KD from the cached teacher (top-{args.teacher_top_k}), at most "
+        "training": f"kd rows, and <row>-scratch rows (quantized from the shape's start; qat on labels alone): "
+                    f"token-level KD from the cached teacher (top-{args.teacher_top_k}), at most "
                     f"{frontier.kd_epochs:g} epochs{_budget(frontier.kd_minutes)}, early stopping (patience "
-                    f"{frontier.patience} validations) on validation BLEU, best validation kept; qd/qat/dq rows start "
-                    f"from their shape's kd, at most {frontier.quant_epochs:g} epochs"
+                    f"{frontier.patience} validations) on validation BLEU, best validation kept; other qd/qat/dq rows "
+                    f"start from their shape's kd, at most {frontier.quant_epochs:g} epochs"
                     f"{_budget(frontier.quant_minutes)}, same selection; pm rows quantize kd",
         "speed": f"greedy, batch 32, {frontier.timed_sentences} test sentences, {frontier.threads} thread(s) for both "
                  f"engines, sentences per CPU-second of the process (other load does not count), each row timed "
