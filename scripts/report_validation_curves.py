@@ -4,6 +4,9 @@
         --run "qd2-scratch=runs/ff_cpu15_qd2-scratch_emb3/d192-3+1/qd2-scratch-run" \
         --run "qat2-scratch=runs/ff_cpu15_qat2-scratch_emb3/d192-3+1/qat2-scratch-run"
 
+`--run NAME=REPORT.json` reads the curve NAME back from an earlier report instead, for a run whose folder was lost
+with its machine (runs/ is not committed).
+
 A row's results file (test BLEU, size, speed) comes only when it ends; a row that trains over several sessions is
 compared here before that, at equal epochs, on the validation split its model selection uses. Nothing is trained or
 scored: every figure is the checkpoint's own `trainer_state.json`.
@@ -15,7 +18,7 @@ import argparse
 import os
 import sys
 
-from hfqd.bench.curves import read_curve, run_dir_of, write_curve_report
+from hfqd.bench.curves import load_curve, write_curve_report
 from hfqd.utils import command_line, git_commit, run_header
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -24,13 +27,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", action="append", required=True,
-                        help="NAME=RUN_DIR, a row's '<row>-run' folder (repeat)")
+                        help="NAME=RUN_DIR, a row's '<row>-run' folder, or NAME=REPORT.json, the curve NAME "
+                             "of an earlier report (repeat)")
     parser.add_argument("--output", required=True, help="path prefix of the .md and .json written")
     parser.add_argument("--metric", default="eval_bleu", help="the logged validation metric (default eval_bleu)")
     parser.add_argument("--note", default="", help="a line added to the header (where and how the runs train)")
     opts = parser.parse_args()
     try:
-        curves = [read_curve(*run_dir_of(spec), metric=opts.metric) for spec in opts.run]
+        curves = [load_curve(spec, opts.metric) for spec in opts.run]
     except (ValueError, FileNotFoundError) as error:
         sys.exit(str(error))
     header = run_header(command_line("scripts/report_validation_curves.py"), git_commit(ROOT),

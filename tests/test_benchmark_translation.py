@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from hfqd.bench.curves import read_curve, run_dir_of, write_curve_report
+from hfqd.bench.curves import Curve, load_curve, read_curve, run_dir_of, write_curve_report
 from hfqd.bench.frontier import ROW
 
 from .conftest import tiny_marian
@@ -486,9 +486,27 @@ def test_validation_curves_say_what_is_missing(tmp_path):
         read_curve("qd2", str(tmp_path))
     with pytest.raises(ValueError, match="NAME=RUN_DIR"):
         run_dir_of("qd2")
-    with pytest.raises(FileNotFoundError, match="is not a folder"):
-        run_dir_of(f"qd2={tmp_path}/missing")
+    with pytest.raises(FileNotFoundError, match="neither a run folder nor a curves report"):
+        run_dir_of(f"qd2={tmp_path}/missing.json")
     assert run_dir_of(f" qd2 = {tmp_path}") == ("qd2", str(tmp_path))
+
+
+def test_a_curve_is_read_back_from_its_report(tmp_path):
+    """A run's folder goes with its machine; the committed report gives its curve back, epoch for epoch."""
+    recorded = Curve("qd2-scratch", "runs/gone", "runs/gone/checkpoint-681", {1.0: 1.55, 2.0: 13.27, 2.5: 14.0}, 97.5)
+    other = Curve("qat2-scratch", "runs/gone2", "runs/gone2/checkpoint-454", {1.0: 1.2, 2.0: 12.01}, None)
+    write_curve_report(str(tmp_path / "old"), {"metric": "eval_bleu on the validation split"}, [recorded, other])
+    report = str(tmp_path / "old.json")
+    back = load_curve(f"qd2-scratch={report}")
+    assert (back.points, back.train_seconds, back.best) == (recorded.points, 97.5, (2.5, 14.0))
+    assert back.checkpoint.startswith(recorded.checkpoint) and report in back.checkpoint
+    assert load_curve(f"qat2-scratch={report}").points == other.points
+    # Read back beside a live run's checkpoint, in a new report.
+    assert "| 2.5 | 14.00 |" in write_curve_report(str(tmp_path / "new"), {}, [back])
+    with pytest.raises(ValueError, match="no curve of that name.*qd2-scratch, qat2-scratch"):
+        load_curve(f"qd4={report}")
+    with pytest.raises(ValueError, match="not 'eval_chrf'"):
+        load_curve(f"qd2-scratch={report}", metric="eval_chrf")
 
 
 def test_vocab_map_benchmark_times_the_maps_against_both_teachers(workspace, tmp_path, monkeypatch):

@@ -4,6 +4,8 @@ A frontier row writes its results file only when it ends, and a row trained from
 several sessions (each resumes from the last checkpoint). Until it ends, its checkpoints are the record: the
 `trainer_state.json` of the last one holds every validation so far, and `hfqd_train_seconds.txt` the training time.
 Rows compared at equal epochs (quantized training with and without a teacher) are read side by side here.
+A run's folder goes with its machine, but its report is committed: a curve can also be read back from the JSON of
+an earlier report, so a run continued or redone on a fresh machine is still compared with one that finished before.
 """
 
 from __future__ import annotations
@@ -50,6 +52,30 @@ def read_curve(name: str, run_dir: str, metric: str = "eval_bleu") -> Curve:
     return Curve(name, run_dir, checkpoint, points, seconds)
 
 
+def read_reported_curve(name: str, report: str, metric: str = "eval_bleu") -> Curve:
+    """The curve called ``name`` in an earlier report's JSON (written by `write_curve_report`), as it was recorded."""
+    data = json.loads(Path(report).read_text())
+    recorded = str(data.get("metric", "")).split(" ", 1)[0]
+    if recorded != metric:
+        raise ValueError(f"{name}: {report} records {recorded or 'no metric'!r}, not {metric!r}; "
+                         "compare curves of one metric (--metric).")
+    found = {curve["name"]: curve for curve in data.get("curves", [])}
+    if name not in found:
+        raise ValueError(f"{name}: {report} has no curve of that name (it has {', '.join(found) or 'none'}); "
+                         "the name before '=' picks the curve.")
+    curve = found[name]
+    points = {round(float(epoch), 2): score for epoch, score in curve["points"].items()}
+    return Curve(name, report, f"{curve['checkpoint']} (recorded in {report})", points, curve["train_seconds"])
+
+
+def load_curve(spec: str, metric: str = "eval_bleu") -> Curve:
+    """`NAME=RUN_DIR` reads the run's last checkpoint; `NAME=REPORT.json` reads the curve back from a report."""
+    name, source = run_dir_of(spec)
+    if os.path.isfile(source):
+        return read_reported_curve(name, source, metric)
+    return read_curve(name, source, metric)
+
+
 def curve_table(curves: list[Curve]) -> str:
     """Epochs down, runs across; a blank where a run had not validated at that epoch. Then each run's best so far,
     validations and training minutes."""
@@ -77,11 +103,12 @@ def write_curve_report(prefix: str, header: dict, curves: list[Curve]) -> str:
 
 
 def run_dir_of(spec: str) -> tuple[str, str]:
-    """`NAME=RUN_DIR` -> (name, run_dir)."""
+    """`NAME=RUN_DIR` (or `NAME=REPORT.json`) -> (name, path)."""
     name, sep, run_dir = spec.partition("=")
     if not sep or not name.strip() or not run_dir.strip():
         raise ValueError(f"--run {spec!r}: expected NAME=RUN_DIR, for example "
                          "\"qd2-scratch=runs/ff/d192-3+1/qd2-scratch-run\".")
-    if not os.path.isdir(run_dir.strip()):
-        raise FileNotFoundError(f"--run {name.strip()}: {run_dir.strip()} is not a folder.")
-    return name.strip(), run_dir.strip()
+    path = run_dir.strip()
+    if not os.path.isdir(path) and not (path.endswith(".json") and os.path.isfile(path)):
+        raise FileNotFoundError(f"--run {name.strip()}: {path} is neither a run folder nor a curves report (.json).")
+    return name.strip(), path
