@@ -503,6 +503,10 @@ def test_a_curve_is_read_back_from_its_report(tmp_path):
     assert load_curve(f"qat2-scratch={report}").points == other.points
     # Read back beside a live run's checkpoint, in a new report.
     assert "| 2.5 | 14.00 |" in write_curve_report(str(tmp_path / "new"), {}, [back])
+    # Who leads at the epochs both reached (2.5 only one did); epoch 1 is qd2's, epoch 2 a tie.
+    tied = Curve("qat2-scratch", "runs/gone2", "runs/gone2/checkpoint-454", {1.0: 1.2, 2.0: 13.27}, None)
+    side_by_side = write_curve_report(str(tmp_path / "both"), {}, [back, tied])
+    assert "| 1 of 2 epochs |" in side_by_side and "| 0 of 2 epochs |" in side_by_side
     with pytest.raises(ValueError, match="no curve of that name.*qd2-scratch, qat2-scratch"):
         load_curve(f"qd4={report}")
     with pytest.raises(ValueError, match="not 'eval_chrf'"):

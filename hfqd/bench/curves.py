@@ -65,7 +65,8 @@ def read_reported_curve(name: str, report: str, metric: str = "eval_bleu") -> Cu
                          "the name before '=' picks the curve.")
     curve = found[name]
     points = {round(float(epoch), 2): score for epoch, score in curve["points"].items()}
-    return Curve(name, report, f"{curve['checkpoint']} (recorded in {report})", points, curve["train_seconds"])
+    checkpoint = curve["checkpoint"].split(" (recorded in ")[0]  # read back once more: name the report once
+    return Curve(name, report, f"{checkpoint} (recorded in {report})", points, curve["train_seconds"])
 
 
 def load_curve(spec: str, metric: str = "eval_bleu") -> Curve:
@@ -78,7 +79,7 @@ def load_curve(spec: str, metric: str = "eval_bleu") -> Curve:
 
 def curve_table(curves: list[Curve]) -> str:
     """Epochs down, runs across; a blank where a run had not validated at that epoch. Then each run's best so far,
-    validations and training minutes."""
+    validations, the epochs (of those every run reached) at which it scored above all others, and training minutes."""
     epochs = sorted({epoch for curve in curves for epoch in curve.points})
 
     def cell(curve: Curve, epoch: float) -> str:
@@ -86,8 +87,15 @@ def curve_table(curves: list[Curve]) -> str:
 
     by_epoch = table(["epoch", *[c.name for c in curves]],
                      [[f"{epoch:g}", *[cell(c, epoch) for c in curves]] for epoch in epochs])
-    summary = table(["run", "best so far (epoch)", "validations", "training minutes", "last checkpoint"], [
-        [c.name, f"{c.best[1]:.2f} ({c.best[0]:g})", len(c.points),
+    shared = [epoch for epoch in epochs if all(epoch in c.points for c in curves)]
+    ahead = {c.name: 0 for c in curves}
+    for epoch in shared:
+        scores = sorted((c.points[epoch], c.name) for c in curves)
+        if len(scores) > 1 and scores[-1][0] > scores[-2][0]:  # a tie leads nobody
+            ahead[scores[-1][1]] += 1
+    summary = table(["run", "best so far (epoch)", "validations", "ahead of the others", "training minutes",
+                     "last checkpoint"], [
+        [c.name, f"{c.best[1]:.2f} ({c.best[0]:g})", len(c.points), f"{ahead[c.name]} of {len(shared)} epochs",
          f"{c.train_seconds / 60:.0f}" if c.train_seconds is not None else "", c.checkpoint] for c in curves])
     return by_epoch + "\n\n" + summary
 
