@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The frontier rows still missing (#18), ready for the next GPU lease: QD against QAT without a teacher, both from
-# the shape's start, at seed 2 (seeds 0 and 1 of each trained the budget's 30 epochs on the 2-core CPU), and dq2 given a lease with fewer jobs beside it (round 6's time budget ended it after 5 epochs).
+# the shape's start, at seed 2 (seeds 0 and 1 of each trained the budget's 30 epochs on the 2-core CPU), and dq2
+# given a lease with fewer jobs beside it (round 6's time budget ended it after 5 epochs).
 #
 #   scripts/train_frontier_gpu_next.sh OUT [flags added to every job]
 #
