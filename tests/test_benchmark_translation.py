@@ -501,7 +501,7 @@ def test_a_curve_is_read_back_from_its_report(tmp_path):
     assert (back.points, back.train_seconds, back.best) == (recorded.points, 97.5, (2.5, 14.0))
     assert back.checkpoint.startswith(recorded.checkpoint) and report in back.checkpoint
     assert load_curve(f"qat2-scratch={report}").points == other.points
-    # Read back beside a live run's checkpoint, in a new report.
+    # A curve read back is reported like one read from a checkpoint.
     assert "| 2.5 | 14.00 |" in write_curve_report(str(tmp_path / "new"), {}, [back])
     # Who leads at the epochs both reached (2.5 only one did); epoch 1 is qd2's, epoch 2 a tie.
     tied = Curve("qat2-scratch", "runs/gone2", "runs/gone2/checkpoint-454", {1.0: 1.2, 2.0: 13.27}, None)
