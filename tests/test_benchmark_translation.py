@@ -499,7 +499,7 @@ def test_a_curve_is_read_back_from_its_report(tmp_path):
     report = str(tmp_path / "old.json")
     back = load_curve(f"qd2-scratch={report}")
     assert (back.points, back.train_seconds, back.best) == (recorded.points, 97.5, (2.5, 14.0))
-    assert back.checkpoint.startswith(recorded.checkpoint) and report in back.checkpoint
+    assert back.source == f"{recorded.checkpoint} (recorded in {report})"
     assert load_curve(f"qat2-scratch={report}").points == other.points
     # A curve read back is reported like one read from a checkpoint.
     assert "| 2.5 | 14.00 |" in write_curve_report(str(tmp_path / "new"), {}, [back])

@@ -29,6 +29,12 @@ class Curve:
     checkpoint: str
     points: dict[float, float] = field(default_factory=dict)
     train_seconds: float | None = None
+    recorded_in: str | None = None  # the report it was read back from, when its run folder is gone
+
+    @property
+    def source(self) -> str:
+        """Where the points come from: the checkpoint, and the report that recorded it if read back."""
+        return f"{self.checkpoint} (recorded in {self.recorded_in})" if self.recorded_in else self.checkpoint
 
     @property
     def best(self) -> tuple[float, float]:
@@ -65,8 +71,7 @@ def read_reported_curve(name: str, report: str, metric: str = "eval_bleu") -> Cu
                          "the name before '=' picks the curve.")
     curve = found[name]
     points = {round(float(epoch), 2): score for epoch, score in curve["points"].items()}
-    checkpoint = curve["checkpoint"].split(" (recorded in ")[0]  # read back once more: name the report once
-    return Curve(name, report, f"{checkpoint} (recorded in {report})", points, curve["train_seconds"])
+    return Curve(name, curve["run_dir"], curve["checkpoint"], points, curve["train_seconds"], recorded_in=report)
 
 
 def load_curve(spec: str, metric: str = "eval_bleu") -> Curve:
@@ -96,7 +101,7 @@ def curve_table(curves: list[Curve]) -> str:
     summary = table(["run", "best so far (epoch)", "validations", "ahead of the others", "training minutes",
                      "last checkpoint"], [
         [c.name, f"{c.best[1]:.2f} ({c.best[0]:g})", len(c.points), f"{ahead[c.name]} of {len(shared)} epochs",
-         f"{c.train_seconds / 60:.0f}" if c.train_seconds is not None else "", c.checkpoint] for c in curves])
+         f"{c.train_seconds / 60:.0f}" if c.train_seconds is not None else "", c.source] for c in curves])
     return by_epoch + "\n\n" + summary
 
 
@@ -105,6 +110,7 @@ def write_curve_report(prefix: str, header: dict, curves: list[Curve]) -> str:
     if not curves:
         raise ValueError("No runs to report: give at least one NAME=RUN_DIR.")
     data = {"curves": [{"name": c.name, "run_dir": c.run_dir, "checkpoint": c.checkpoint,
+                        "recorded_in": c.recorded_in,
                         "points": {f"{epoch:g}": score for epoch, score in c.points.items()},
                         "train_seconds": c.train_seconds} for c in curves]}
     return write_report(prefix, header, [curve_table(curves)], data)
