@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The frontier rows still missing (#18), ready for the next GPU lease: QD against QAT without a teacher, both from
-# the shape's start, at seed 2 (seeds 0 and 1 of each trained the budget's 30 epochs on the 2-core CPU), and dq2
-# given a lease with fewer jobs beside it (round 6's time budget ended it after 5 epochs).
+# the shape's start, at seed 2 (seeds 0 and 1 of each, and qat2-scratch's seed 2, trained the budget's 30 epochs on
+# the 2-core CPU), and dq2 given a lease with fewer jobs beside it (round 6's time budget ended it after 5 epochs).
 #
 #   scripts/train_frontier_gpu_next.sh OUT [flags added to every job]
 #
@@ -12,13 +12,13 @@
 #      early stopping (patience 3); alone it ran 26 epochs in 264 s in round 5 and stopped early;
 #   2. side by side (the first alone until it has built the teacher cache), each with what is left of END less a
 #      minute for the last validation and the packing, early stopping on validation BLEU:
-#      - qd2-scratch and qat2-scratch at seed 2: quantized from the shape's start with kd's settings (learning
-#        rate 2e-3, at most 30 epochs), with and without the teacher, buckets of 128 and the tied embedding at 3
-#        bits (the published 2-bit student's setting), every epoch up to 30 and the best validation kept (no
-#        early stopping: patience 3 ended a CPU seed on a plateau); the kd alone on the H100 ran 26 epochs in
-#        264 s, so with three jobs side by side the lease may end them first, both after the same time;
+#      - the rows in FROM_START at seed 2 (default qd2-scratch; "qd2-scratch qat2-scratch" trains both on one
+#        device): quantized from the shape's start with kd's settings (learning rate 2e-3, at most 30 epochs),
+#        buckets of 128 and the tied embedding at 3 bits (the published 2-bit student's setting), every epoch up
+#        to 30 and the best validation kept (no early stopping: patience 3 ended a CPU seed on a plateau); the kd
+#        alone on the H100 ran 26 epochs in 264 s, so with jobs beside it the lease may end a row first;
 #      - dq2 (learned points, AdamW) from the kd at the budget's settings (alone, dq2-sgd took about 75 s an epoch).
-#      Round 6 ran eight jobs at once; these three share the GPU and 16 cores.
+#      Round 6 ran eight jobs at once; these share the GPU and 16 cores.
 # Every job writes under runs/$RUN* (RUN defaults to ff_round7) so that no row of the committed frontier is
 # replaced; flags after OUT reach every job. Then, on the CPU, one scoring run per runs folder with the job's flags
 # (as for round 6 in gpu_logs/COMMANDS.md); copy the teacher row's file into each new results folder to skip
@@ -70,10 +70,12 @@ else
         job d192-$1-emb3-s$2 --output_dir runs/${run}_$1_emb3_s$2 --shapes d192-3+1 --rows $1 "${emb3[@]}" \
             --seed $2 --patience 100 --kd_minutes "$minutes" "${@:3}" &
     }
-    from_start qd2-scratch 2 "$@"
-    # it builds the teacher cache (14 s alone on the H100) before the others start and would repeat it
-    for _ in $(seq 90); do ls cache/teacher_cache/*/cache.json >/dev/null 2>&1 && break; sleep 1; done
-    from_start qat2-scratch 2 "$@"
+    for row in ${FROM_START:-qd2-scratch}; do
+        from_start $row 2 "$@"
+        # qd2-scratch builds the teacher cache (14 s alone on the H100) before the others start and would repeat it
+        [ $row = qd2-scratch ] || continue
+        for _ in $(seq 90); do ls cache/teacher_cache/*/cache.json >/dev/null 2>&1 && break; sleep 1; done
+    done
     from_kd d192-dq2 ${run}_dq2 dq2 "$@"
 fi
 wait
