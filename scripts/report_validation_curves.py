@@ -5,7 +5,8 @@
         --run "qat2-scratch=runs/ff_cpu15_qat2-scratch_emb3/d192-3+1/qat2-scratch-run"
 
 `--run NAME=REPORT.json` reads the curve NAME back from an earlier report instead, for a run whose folder was lost
-with its machine (runs/ is not committed).
+with its machine (runs/ is not committed); `--run NAME=ROW.json` reads it from a finished row's results file
+(`rows/SHAPE__ROW.json`), which records its validations.
 
 A row's results file (test BLEU, size, speed) comes only when it ends; a row that trains over several sessions is
 compared here before that, at equal epochs, on the validation split its model selection uses. Nothing is trained or
@@ -27,8 +28,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", action="append", required=True,
-                        help="NAME=RUN_DIR, a row's '<row>-run' folder, or NAME=REPORT.json, the curve NAME "
-                             "of an earlier report (repeat)")
+                        help="NAME=RUN_DIR, a row's '<row>-run' folder; NAME=REPORT.json, the curve NAME "
+                             "of an earlier report; or NAME=ROW.json, a row's results file (repeat)")
     parser.add_argument("--output", required=True, help="path prefix of the .md and .json written")
     parser.add_argument("--metric", default="eval_bleu", help="the logged validation metric (default eval_bleu)")
     parser.add_argument("--note", default="", help="a line added to the header (where and how the runs train)")

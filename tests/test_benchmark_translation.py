@@ -236,6 +236,8 @@ def test_frontier_rows_trained_elsewhere_are_scored_without_training_again(works
     assert not (runs / "d64-1+1-copy" / "pm2").exists()
 
     assert kd_record["stopped_by"] == "time budget" and kd_record["best_step"] > 0
+    # the row keeps its validations, since its run folder (the checkpoints) stays on the machine that trained it
+    assert max(kd_record["validation_bleu_by_epoch"].values()) == pytest.approx(kd_record["best_validation_bleu_greedy"])
 
     # The time-boxed kd trains on (another lease, another machine) from its saved folder alone, to its epochs' end.
     shutil.rmtree(runs / "d64-1+1-copy" / "kd-run")  # its trainer states stay behind on the machine it came from
@@ -254,6 +256,12 @@ def test_frontier_rows_trained_elsewhere_are_scored_without_training_again(works
     assert continued["best_validation_bleu_greedy"] >= kd_record["best_validation_bleu_greedy"]
     assert continued["trained_on"].count(" then ") == 1
     assert (runs / "d64-1+1-copy" / f"kd-run-from-step{kd_record['best_step']}").is_dir()
+    # the continuation's validations follow the saved row's, their epochs counted on from its
+    curve = {float(epoch): bleu for epoch, bleu in continued["validation_bleu_by_epoch"].items()}
+    assert kd_record["validation_bleu_by_epoch"].items() <= continued["validation_bleu_by_epoch"].items()
+    assert len(curve) > len(kd_record["validation_bleu_by_epoch"])
+    assert max(curve) == pytest.approx(continued["train_epochs"], abs=0.01)
+    assert max(curve.values()) == pytest.approx(continued["best_validation_bleu_greedy"])
     script.main(*script.parse(more))  # converged now: loaded, not trained again
     assert json.loads((runs / "d64-1+1-copy" / "kd" / "hfqd_trained.json").read_text()) == continued
     # a kd saved before the trainer kept its generation config: Seq2SeqTrainer's defaults beside max_new_tokens
@@ -286,6 +294,9 @@ def test_frontier_rows_trained_elsewhere_are_scored_without_training_again(works
     for curve in curves:
         assert curve.best[1] == pytest.approx(rows[curve.name]["best_validation_bleu_greedy"])
         assert 0 < curve.train_seconds <= rows[curve.name]["train_seconds"]
+        # the finished row's results file gives the same curve back once its run folder is gone
+        kept = load_curve(f"{curve.name}={results / 'rows' / f'd64-1+1-copy__{curve.name}.json'}")
+        assert kept.points == curve.points and kept.train_seconds == rows[curve.name]["train_seconds"]
     report = write_curve_report(str(tmp_path / "curves"), {"command": "test"}, curves)
     assert "| epoch | qd2-scratch | qat2-scratch |" in report and (tmp_path / "curves.json").is_file()
     assert rows["kd"]["train_seconds"] == continued["train_seconds"]
@@ -511,6 +522,15 @@ def test_a_curve_is_read_back_from_its_report(tmp_path):
         load_curve(f"qd4={report}")
     with pytest.raises(ValueError, match="not 'eval_chrf'"):
         load_curve(f"qd2-scratch={report}", metric="eval_chrf")
+    # a row results file from before rows kept their validations says where to read the curve instead
+    row = tmp_path / "d192-3+1__qd2.json"
+    row.write_text(json.dumps({"shape": "d192-3+1", "row": "qd2", "best_validation_bleu_greedy": 33.4}))
+    with pytest.raises(ValueError, match="neither a curves report nor a row results file"):
+        load_curve(f"qd2={row}")
+    row.write_text(json.dumps({"shape": "d192-3+1", "row": "qd2", "validation_bleu_by_epoch": {"1": 2.0}}))
+    assert load_curve(f"qd2={row}").points == {1.0: 2.0}
+    with pytest.raises(ValueError, match="records eval_bleu, not 'eval_chrf'"):
+        load_curve(f"qd2={row}", metric="eval_chrf")
 
 
 def test_vocab_map_benchmark_times_the_maps_against_both_teachers(workspace, tmp_path, monkeypatch):

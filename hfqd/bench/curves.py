@@ -5,7 +5,8 @@ several sessions (each resumes from the last checkpoint). Until it ends, its che
 `trainer_state.json` of the last one holds every validation so far, and `hfqd_train_seconds.txt` the training time.
 Rows compared at equal epochs (quantized training with and without a teacher) are read side by side here.
 A run's folder goes with its machine, but its report is committed: a curve can also be read back from the JSON of
-an earlier report, so a run continued or redone on a fresh machine is still compared with one that finished before.
+an earlier report, or from a finished row's results file (which records its validations), so a run continued or redone
+on a fresh machine is still compared with one that finished before.
 """
 
 from __future__ import annotations
@@ -42,6 +43,14 @@ class Curve:
         return max(self.points.items(), key=lambda item: item[1])
 
 
+ROW_CURVE_KEY = "validation_bleu_by_epoch"  # where a row's results file keeps its validations (`Trained.record`)
+
+
+def validation_points(log_history: list[dict], metric: str = "eval_bleu") -> dict[float, float]:
+    """Epoch -> ``metric`` at each validation of a `Trainer` log history (epochs rounded as the logs show them)."""
+    return {round(entry["epoch"], 2): entry[metric] for entry in log_history if metric in entry}
+
+
 def read_curve(name: str, run_dir: str, metric: str = "eval_bleu") -> Curve:
     """The validations in ``run_dir``'s last complete checkpoint (a clear error when there is none yet)."""
     checkpoint = last_complete_checkpoint(run_dir)
@@ -49,7 +58,7 @@ def read_curve(name: str, run_dir: str, metric: str = "eval_bleu") -> Curve:
         raise FileNotFoundError(f"{name}: no complete checkpoint in {run_dir} yet; a run saves one at each "
                                 "validation, so wait for its first, or check the path (the row's '<row>-run' folder).")
     state = json.loads(Path(checkpoint, "trainer_state.json").read_text())
-    points = {round(entry["epoch"], 2): entry[metric] for entry in state["log_history"] if metric in entry}
+    points = validation_points(state["log_history"], metric)
     if not points:
         raise ValueError(f"{name}: {checkpoint}/trainer_state.json logs no {metric!r}; "
                          "name a metric the run validates on (eval_bleu, eval_chrf, eval_loss).")
@@ -74,12 +83,30 @@ def read_reported_curve(name: str, report: str, metric: str = "eval_bleu") -> Cu
     return Curve(name, curve["run_dir"], curve["checkpoint"], points, curve["train_seconds"], recorded_in=report)
 
 
+def read_row_curve(name: str, path: str, metric: str = "eval_bleu") -> Curve:
+    """The validations a frontier row's results file recorded when its training ended (BLEU only)."""
+    row = json.loads(Path(path).read_text())
+    if ROW_CURVE_KEY not in row:
+        raise ValueError(f"{name}: {path} is neither a curves report nor a row results file with {ROW_CURVE_KEY!r} "
+                         "(rows record their validations since this field came in); read the curve from the run "
+                         "folder or from a report written while it existed.")
+    if metric != "eval_bleu":
+        raise ValueError(f"{name}: a row results file records eval_bleu, not {metric!r}; compare curves of one metric.")
+    points = {round(float(epoch), 2): score for epoch, score in (row[ROW_CURVE_KEY] or {}).items()}
+    if not points:
+        raise ValueError(f"{name}: {path} records no validations (a row that was not trained, such as pm or teacher).")
+    kept = f"the kept model, step {row.get('best_step')}"
+    return Curve(name, f"{row.get('shape')}/{row.get('row')}", kept, points, row.get("train_seconds"), recorded_in=path)
+
+
 def load_curve(spec: str, metric: str = "eval_bleu") -> Curve:
-    """`NAME=RUN_DIR` reads the run's last checkpoint; `NAME=REPORT.json` reads the curve back from a report."""
+    """`NAME=RUN_DIR` reads the run's last checkpoint; `NAME=REPORT.json` reads the curve back from a report, or
+    from a row's results file."""
     name, source = run_dir_of(spec)
-    if os.path.isfile(source):
-        return read_reported_curve(name, source, metric)
-    return read_curve(name, source, metric)
+    if not os.path.isfile(source):
+        return read_curve(name, source, metric)
+    is_report = "curves" in json.loads(Path(source).read_text())
+    return (read_reported_curve if is_report else read_row_curve)(name, source, metric)
 
 
 def curve_table(curves: list[Curve]) -> str:
@@ -124,5 +151,6 @@ def run_dir_of(spec: str) -> tuple[str, str]:
                          "\"qd2-scratch=runs/ff/d192-3+1/qd2-scratch-run\".")
     path = run_dir.strip()
     if not os.path.isdir(path) and not (path.endswith(".json") and os.path.isfile(path)):
-        raise FileNotFoundError(f"--run {name.strip()}: {path} is neither a run folder nor a curves report (.json).")
+        raise FileNotFoundError(f"--run {name.strip()}: {path} is neither a run folder nor a curves report or a "
+                                "row results file (.json).")
     return name.strip(), path

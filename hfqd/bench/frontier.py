@@ -45,6 +45,7 @@ from ..hub import prepare_packed_student, push_folder, save_packed
 from ..hub.card import CardInfo, make_model_card
 from ..quant import QuantConfig, huffman_size, is_quantized, model_size, quantize_
 from ..utils import atomic_directory, atomic_write_text, command_line, git_commit, machine_description, run_header
+from .curves import ROW_CURVE_KEY, validation_points
 from .time_budget import (
     Deadline,
     ResumablePatience,
@@ -168,6 +169,8 @@ class Trained:
     best_step: int | None = None  # optimizer step of the kept (best) model: where a continuation's schedule resumes
     stopped_by: str | None = None  # "early stopping", "time budget" or "epochs"
     continued_from: dict | None = None  # the record of the run this one continued (its own `continued_from` nested)
+    validations: dict[float, float] = field(default_factory=dict)  # epoch -> validation BLEU: the curve, kept with
+    # the row, since its run folder (the checkpoints) stays on the machine that trained it
 
     NAME = "hfqd_trained.json"
     NOT_TRAINED = {"train_seconds": None, "best_validation_bleu_greedy": None}
@@ -176,7 +179,8 @@ class Trained:
         return {"train_seconds": self.seconds, "setup_seconds": self.setup_seconds,
                 "best_validation_bleu_greedy": self.best_validation_bleu, "train_epochs": self.epochs,
                 "trained_on": self.machine, "train_threads": self.threads, "best_step": self.best_step,
-                "stopped_by": self.stopped_by, "continued_from": self.continued_from}
+                "stopped_by": self.stopped_by, "continued_from": self.continued_from,
+                ROW_CURVE_KEY: {f"{epoch:g}": score for epoch, score in self.validations.items()}}
 
     def save(self, folder: str, tokenizer) -> None:
         """Weights (packed when quantized) and the record, written elsewhere and then put in place as one folder: a
@@ -203,7 +207,8 @@ class Trained:
         return cls(model, record.get("train_seconds"), record.get("best_validation_bleu_greedy"),
                    record.get("train_epochs"), record.get("trained_on"), record.get("setup_seconds"),
                    record.get("train_threads"), record.get("best_step"), record.get("stopped_by"),
-                   record.get("continued_from"))
+                   record.get("continued_from"),
+                   {float(epoch): score for epoch, score in (record.get(ROW_CURVE_KEY) or {}).items()})
 
 
 class Frontier:
@@ -336,7 +341,8 @@ class Frontier:
         stopped = "time budget" if deadline and deadline.reached else "early stopping" if early.ran_out else "epochs"
         return Trained(trainer.model.cpu().eval(), clock.seconds(), state.best_metric, state.epoch,
                        machine_description(), clock.setup_seconds, threads,
-                       state.best_global_step or state.global_step, stopped)
+                       state.best_global_step or state.global_step, stopped,
+                       validations=validation_points(state.log_history, "eval_bleu"))
 
     def _folder(self, shape: str, row: str) -> str:
         return os.path.join(self.args.output_dir, shape, row)
@@ -415,10 +421,13 @@ class Frontier:
         improved = now.best_validation_bleu is not None and (saved.best_validation_bleu is None
                                                              or now.best_validation_bleu > saved.best_validation_bleu)
         machines = " then ".join(m.split(",")[0] for m in (saved.machine or "unrecorded", now.machine))
+        before = saved.epochs or 0.0  # the continuation's epochs count on from the saved row's
+        validations = {**saved.validations,
+                       **{round(before + epoch, 2): bleu for epoch, bleu in now.validations.items()}}
         return Trained(now.model if improved else saved.model, (saved.seconds or 0.0) + now.seconds,
                        now.best_validation_bleu if improved else saved.best_validation_bleu,
-                       (saved.epochs or 0.0) + now.epochs, machines, now.setup_seconds, now.threads,
-                       step + now.best_step if improved else step, now.stopped_by, saved.record())
+                       before + now.epochs, machines, now.setup_seconds, now.threads,
+                       step + now.best_step if improved else step, now.stopped_by, saved.record(), validations)
 
     def _recorded_best_step(self, shape: Shape, row: str) -> int:
         """The kept model's step for a row saved before records held it: from its run's last trainer state."""
