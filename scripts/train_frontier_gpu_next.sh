@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The frontier rows still missing (#18), ready for the next GPU lease: QD against QAT without a teacher, both from
-# the shape's start, at seed 2 (seeds 0 and 1 of each, and qat2-scratch's seed 2, trained the budget's 30 epochs on
-# the 2-core CPU), and dq2 given a lease with fewer jobs beside it (round 6's time budget ended it after 5 epochs).
+# The frontier row still missing (#18), ready for the next GPU lease: dq2 given a lease with fewer jobs beside it
+# (round 6's time budget ended it after 5 epochs). QD against QAT without a teacher, both from the shape's start,
+# has seeds 0, 1 and 2 of each, trained the budget's 30 epochs on the 2-core CPU; FROM_START retrains rows of it.
 #
 #   scripts/train_frontier_gpu_next.sh OUT [flags added to every job]
 #
@@ -12,7 +12,7 @@
 #      early stopping (patience 3); alone it ran 26 epochs in 264 s in round 5 and stopped early;
 #   2. side by side (the first alone until it has built the teacher cache), each with what is left of END less a
 #      minute for the last validation and the packing, early stopping on validation BLEU:
-#      - the rows in FROM_START at seed 2 (default qd2-scratch; "qd2-scratch qat2-scratch" trains both on one
+#      - the rows in FROM_START at seed 2 (default none; "qd2-scratch qat2-scratch" trains both on one
 #        device): quantized from the shape's start with kd's settings (learning rate 2e-3, at most 30 epochs),
 #        buckets of 128 and the tied embedding at 3 bits (the published 2-bit student's setting), every epoch up
 #        to 30 and the best validation kept (no early stopping: patience 3 ended a CPU seed on a plateau); the kd
@@ -70,7 +70,7 @@ else
         job d192-$1-emb3-s$2 --output_dir runs/${run}_$1_emb3_s$2 --shapes d192-3+1 --rows $1 "${emb3[@]}" \
             --seed $2 --patience 100 --kd_minutes "$minutes" "${@:3}" &
     }
-    for row in ${FROM_START:-qd2-scratch}; do
+    for row in ${FROM_START-}; do
         from_start $row 2 "$@"
         # qd2-scratch builds the teacher cache (14 s alone on the H100) before the others start and would repeat it
         [ $row = qd2-scratch ] || continue
