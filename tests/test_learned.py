@@ -1,10 +1,12 @@
 import math
+from collections import Counter
 
 import pytest
 import torch
 from torch import nn
 
 from hfqd.quant import (
+    LearnedQuantizer,
     QuantConfig,
     allocate_points,
     dequantize_codes,
@@ -13,11 +15,15 @@ from hfqd.quant import (
     huffman_size,
     learned_points,
     mean_code_length,
+    nearest_point_codes,
     model_size,
     quantize_,
     quantized_parameters,
     sort_points_,
 )
+from hfqd.quant import learned as learned_module
+
+from .conftest import tiny_marian
 
 
 def _linear(seed=0, n_in=32, n_out=16):
@@ -51,6 +57,54 @@ def test_point_gradient_matches_finite_differences():
         down[j] -= eps
         estimate = (loss(up) - loss(down)) / (2 * eps)
         assert q.points.grad[j].item() == pytest.approx(estimate, rel=1e-3, abs=1e-3)
+
+
+def test_point_gradient_of_a_frozen_weight_equals_autograd_indexing():
+    lin = quantize_(_linear(n_in=40), QuantConfig(bits=3, bucket_size=48, method="learned"))
+    q, shadow = lin.parametrizations.weight[0], lin.parametrizations.weight.original
+    shadow.requires_grad_(False)  # DQ: only the points train
+    coeff = torch.randn(lin.weight.shape, generator=torch.Generator().manual_seed(2))
+    for _ in range(2):  # the second pass reuses the frozen weight's cached buckets
+        q.points.grad = None
+        (coeff * lin.weight).sum().backward()
+    codes = q.codes(shadow)
+    points = q.points.detach().clone().requires_grad_(True)
+    values = points[codes.codes.long()] * codes.scale[:, None] + codes.minimum[:, None]
+    (coeff * values.reshape(-1)[: codes.numel].view(codes.shape)).sum().backward()
+    torch.testing.assert_close(q.points.grad, points.grad)
+
+
+def test_tied_weight_is_quantized_once_per_forward_pass_and_frozen_buckets_follow_the_weight(monkeypatch):
+    model = quantize_(tiny_marian(vocab_size=64), QuantConfig(bits=2, bucket_size=32, method="learned"))
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_(name.endswith(".points"))
+    codes_calls, scaled_calls = Counter(), [0]
+    codes, scaled = LearnedQuantizer.codes, learned_module._scaled
+
+    def counting_codes(self, weight):
+        codes_calls[self.param_name] += 1
+        return codes(self, weight)
+
+    def counting_scaled(*args):
+        scaled_calls[0] += 1
+        return scaled(*args)
+
+    monkeypatch.setattr(LearnedQuantizer, "codes", counting_codes)
+    monkeypatch.setattr(learned_module, "_scaled", counting_scaled)
+    batch = dict(input_ids=torch.tensor([[5, 6, 7, 1]]), labels=torch.tensor([[8, 9, 1]]))
+    n_tensors = len(quantized_parameters(model))
+    for passes in (1, 2):
+        model(**batch).loss.backward()
+        # The embedding is the encoder's and decoder's input and the output layer: quantized once a pass.
+        assert codes_calls["model.shared.weight"] == passes
+        assert scaled_calls[0] == n_tensors  # frozen weights: their buckets are scaled once, not every pass
+    shared = model.model.shared.parametrizations.weight
+    with torch.no_grad():
+        shared.original.mul_(-1.0)  # a frozen weight changed in place (as loading a checkpoint does)
+    expected = dequantize_codes(nearest_point_codes(shared.original, shared[0].points, 32))
+    model(**batch).loss.backward()
+    assert scaled_calls[0] == n_tensors + 1
+    assert torch.equal(model.model.shared.weight.detach(), expected)
 
 
 def test_learned_points_fit_a_teacher_better_than_uniform_points():

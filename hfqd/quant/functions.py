@@ -149,13 +149,20 @@ def nearest_point_codes(tensor: torch.Tensor, points: torch.Tensor, bucket_size:
         raise ValueError(f"`points` must be a 1-D tensor with at least 2 values, got shape {tuple(points.shape)}.")
     if points.numel() > 256:
         raise ValueError(f"At most 256 points fit in 8-bit codes, got {points.numel()}.")
-    p = points.detach().float()
-    if bool((p[1:] < p[:-1]).any()):
+    if bool((points[1:] < points[:-1]).any()):
         raise ValueError("`points` must be sorted in increasing order.")
     unit, minimum, scale = _scaled(tensor, bucket_size)
-    midpoints = (p[1:] + p[:-1]) / 2
-    codes = torch.bucketize(unit, midpoints).to(torch.uint8)
-    return QuantizedCodes(codes=codes, minimum=minimum, scale=scale, shape=tensor.shape, levels=p.numel(), points=points)
+    return QuantizedCodes(nearest_points(unit, points), minimum, scale, tensor.shape, points.numel(), points)
+
+
+def nearest_points(unit: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """uint8 index of the nearest of ``points`` (sorted) for each value of ``unit`` (already in the scaled domain).
+
+    It does not check that the points are sorted: that check reads the tensor back to the host, which a learned
+    quantizer, keeping its points sorted itself, cannot afford in every forward pass.
+    """
+    p = points.detach().float()
+    return torch.bucketize(unit, (p[1:] + p[:-1]) / 2).to(torch.uint8)
 
 
 def quantize_to_points(
@@ -180,8 +187,7 @@ def codes_from_values(
     if points is None:
         codes = torch.round(unit * (levels - 1)).clamp_(0, levels - 1)
     else:
-        p = points.detach().float()
-        codes = torch.bucketize(unit, (p[1:] + p[:-1]) / 2)
+        codes = nearest_points(unit, points)
     return QuantizedCodes(codes.to(torch.uint8), minimum.float(), scale.float(), values.shape, levels, points)
 
 

@@ -2,9 +2,9 @@
 
 Each quantized tensor gets one sorted vector of points in the per-bucket scaled domain [0, 1]. A weight maps to
 its nearest point; the quantized value is ``points[j] * scale + min`` of its bucket. The gradient reaching the
-points is exact, not straight-through: dL/dp_j = sum over weights assigned to p_j of dL/dQ_i * scale_i, which
-autograd derives from the gather ``points[codes]``. The weights themselves receive a straight-through gradient,
-used when weights and points are trained jointly.
+points is exact, not straight-through: dL/dp_j = sum over weights assigned to p_j of dL/dQ_i * scale_i, the
+backward of the lookup ``points[codes]``. The weights themselves receive a straight-through gradient, used when
+weights and points are trained jointly.
 """
 
 from __future__ import annotations
@@ -15,11 +15,31 @@ import torch
 from torch import nn
 
 from .config import QuantConfig
-from .functions import QuantizedCodes, _scaled, nearest_point_codes
+from .functions import QuantizedCodes, _scaled, nearest_points
 from .quantizer import Quantizer, QuantState
 from .ste import pass_gradient
 
 POINT_INITS = ("quantiles", "uniform")
+
+
+class _PointLookup(torch.autograd.Function):
+    """``points[codes]``, whose backward adds each value's gradient into its point with one ``scatter_add_``.
+
+    Autograd's own backward of indexing accumulates with ``index_put_``, about 20x slower on the CPU when a
+    million weights share a handful of points; ``scatter_add_`` also has a deterministic CUDA kernel.
+    """
+
+    @staticmethod
+    def forward(ctx, points: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(codes)  # uint8: an eighth of the memory of the int64 index
+        ctx.n_points = points.numel()
+        return points[codes.long()]
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (codes,) = ctx.saved_tensors
+        index = codes.reshape(-1).long()
+        return grad.new_zeros(ctx.n_points).scatter_add_(0, index, grad.reshape(-1)), None
 
 
 def initial_points(weight: torch.Tensor, n_points: int, bucket_size: int | None, init: str = "quantiles"):
@@ -54,6 +74,8 @@ class LearnedQuantizer(Quantizer):
         n_points = 2**config.bits if n_points is None else n_points
         init = initial_points(weight.detach(), n_points, config.bucket_size, config.points_init)
         self.points = nn.Parameter(init.to(device=weight.device, dtype=torch.float32))
+        self._scaled_key: tuple | None = None
+        self._scaled_value: tuple | None = None
 
     @property
     def levels(self) -> int:
@@ -72,22 +94,35 @@ class LearnedQuantizer(Quantizer):
         return 32 * self.points.numel()
 
     def codes(self, weight: torch.Tensor) -> QuantizedCodes:
-        return nearest_point_codes(weight.detach(), self.points, self.bucket_size)
+        unit, minimum, scale = self._scaled(weight)
+        return QuantizedCodes(nearest_points(unit, self.points), minimum, scale, weight.shape, self.levels, self.points)
 
-    def forward(self, weight: torch.Tensor) -> torch.Tensor:
-        if not self.enabled:
-            return weight
-        needs_graph = torch.is_grad_enabled() and (weight.requires_grad or self.points.requires_grad)
-        if not needs_graph:
-            return super().forward(weight)  # cached, no autograd
+    def _scaled(self, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The weight's buckets in the scaled domain, with their minima and spans. A frozen weight (the paper's
+        DQ trains the points only) keeps them from one step to the next; only the assignment to points moves."""
+        if weight.requires_grad or not self.points.requires_grad:
+            return _scaled(weight.detach(), self.bucket_size)
+        key = (weight.data_ptr(), weight._version, weight.dtype)
+        if self._scaled_key != key:
+            self._scaled_key, self._scaled_value = key, _scaled(weight.detach(), self.bucket_size)
+        return self._scaled_value
+
+    def _needs_graph(self, weight: torch.Tensor) -> bool:
+        return weight.requires_grad or self.points.requires_grad
+
+    def _with_graph(self, weight: torch.Tensor) -> torch.Tensor:
         q = self.codes(weight)
-        # Gathering the points makes autograd send each weight's dL/dQ * scale to its point, exactly.
-        unit = self.points[q.codes.long()]
+        unit = _PointLookup.apply(self.points, q.codes)  # each weight's dL/dQ * scale reaches its point, exactly
         values = unit * q.scale[:, None] + q.minimum[:, None]
         values = values.reshape(-1)[: q.numel].view(q.shape).to(weight.dtype)
         if weight.requires_grad:
             values = pass_gradient(values, weight)  # straight-through gradient for joint training
         return values
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state["_scaled_key"], state["_scaled_value"] = None, None  # rebuilt on demand; a copy need not carry it
+        return state
 
     @torch.no_grad()
     def sort_points_(self) -> torch.Tensor:

@@ -89,16 +89,27 @@ class Quantizer(nn.Module):
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
         if not self.enabled:
             return weight
-        grad = torch.is_grad_enabled() and weight.requires_grad
+        grad = torch.is_grad_enabled() and self._needs_graph(weight)
+        if grad and self.state.depth == 0:
+            return self._with_graph(weight)  # outside the model's forward pass nothing says when a graph is spent
         # Without autograd history the value depends only on the weight's content and the step; with it, it
-        # must be rebuilt in every forward pass because backward frees the graph.
+        # must be rebuilt in every forward pass because backward frees the graph. Within one forward pass it is
+        # reused, so a tied weight (embedding and output layer) is quantized once.
         key = (weight.data_ptr(), weight._version, weight.dtype, self.state.step, self.state.forward_id if grad else -1,
                *self._cache_token())
         if self._cache_key == key and self._cache_value is not None:
             return self._cache_value
-        value = straight_through(weight, self.quantize) if grad else self.quantize(weight)
+        value = self._with_graph(weight) if grad else self.quantize(weight)
         self._cache_key, self._cache_value = key, value
         return value
+
+    def _needs_graph(self, weight: torch.Tensor) -> bool:
+        """Whether the quantized value must carry autograd history (a learned quantizer also has its points)."""
+        return weight.requires_grad
+
+    def _with_graph(self, weight: torch.Tensor) -> torch.Tensor:
+        """The quantized value with autograd history: the straight-through gradient to the shadow weight."""
+        return straight_through(weight, self.quantize)
 
     def _cache_token(self) -> tuple:
         """Extra state the quantized value depends on (learned points, in a subclass)."""
