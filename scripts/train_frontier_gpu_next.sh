@@ -8,6 +8,7 @@
 # Needs, in the GPU machine's copy of the tree, the teacher and Multi30k under .gpu/ (teacher/, multi30k/) and,
 # when the carrying machine has one, a converged d192-3+1 kd under .gpu/d192kd/kd (scripts/prepare_gpu_carry.sh
 # assembles .gpu/; round 5's kd scores above the teacher). Steps, wall-clock budgets inside END (default 545 s):
+#   0. DQ's step time against QD's on the GPU (scripts/benchmark_step_time.py --learned, at most 45 s);
 #   1. without a carried kd: d192-3+1 kd alone on the GPU for KD_MINUTES (default 4.5), at most 30 epochs with
 #      early stopping (patience 3); alone it ran 26 epochs in 264 s in round 5 and stopped early;
 #   2. side by side (the first alone until it has built the teacher cache), each with what is left of END less a
@@ -43,6 +44,11 @@ job() {
         --results_dir "/tmp/unused_$name" "$@" >"$out/$name.log" 2>&1
     echo "$name: exit $? at $SECONDS s"
 }
+# DQ's training step against QD's on this GPU, since the learned quantizer's speed-up (at most 45 s; on the
+# 2-core CPU it took DQ from 1.27x to 1.02x QD's step, benchmarks/results/step_time_dq*.md)
+timeout 45 python3 scripts/benchmark_step_time.py --learned --shape d192-3+1 --bits 2 --bucket_size 128 \
+    --teacher .gpu/teacher --dataset_dir .gpu/multi30k --output "$out/step_time_dq_gpu" >"$out/step_time.log" 2>&1
+echo "step time: exit $? at $SECONDS s"
 kd=.gpu/d192kd/kd
 if [ ! -f $kd/hfqd_trained.json ]; then
     echo "No carried d192-3+1 kd in .gpu/d192kd: training one alone for ${KD_MINUTES:-4.5} minutes first." >&2
