@@ -51,6 +51,11 @@ def validation_points(log_history: list[dict], metric: str = "eval_bleu") -> dic
     return {round(entry["epoch"], 2): entry[metric] for entry in log_history if metric in entry}
 
 
+def _recorded_points(recorded: dict[str, float]) -> dict[float, float]:
+    """Epoch -> score from a JSON record, whose keys are the epochs written as strings."""
+    return {round(float(epoch), 2): score for epoch, score in recorded.items()}
+
+
 def read_curve(name: str, run_dir: str, metric: str = "eval_bleu") -> Curve:
     """The validations in ``run_dir``'s last complete checkpoint (a clear error when there is none yet)."""
     checkpoint = last_complete_checkpoint(run_dir)
@@ -79,7 +84,7 @@ def read_reported_curve(name: str, report: str, metric: str = "eval_bleu") -> Cu
         raise ValueError(f"{name}: {report} has no curve of that name (it has {', '.join(found) or 'none'}); "
                          "the name before '=' picks the curve.")
     curve = found[name]
-    points = {round(float(epoch), 2): score for epoch, score in curve["points"].items()}
+    points = _recorded_points(curve["points"])
     return Curve(name, curve["run_dir"], curve["checkpoint"], points, curve["train_seconds"], recorded_in=report)
 
 
@@ -92,7 +97,7 @@ def read_row_curve(name: str, path: str, metric: str = "eval_bleu") -> Curve:
                          "folder or from a report written while it existed.")
     if metric != "eval_bleu":
         raise ValueError(f"{name}: a row results file records eval_bleu, not {metric!r}; compare curves of one metric.")
-    points = {round(float(epoch), 2): score for epoch, score in (row[ROW_CURVE_KEY] or {}).items()}
+    points = _recorded_points(row[ROW_CURVE_KEY] or {})
     if not points:
         raise ValueError(f"{name}: {path} records no validations (a row that was not trained, such as pm or teacher).")
     kept = f"the kept model, step {row.get('best_step')}"
