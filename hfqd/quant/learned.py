@@ -25,8 +25,9 @@ POINT_INITS = ("quantiles", "uniform")
 class _PointLookup(torch.autograd.Function):
     """``points[codes]``, whose backward adds each value's gradient into its point with one ``scatter_add_``.
 
-    Autograd's own backward of indexing accumulates with ``index_put_``, about 20x slower on the CPU when a
-    million weights share a handful of points; ``scatter_add_`` also has a deterministic CUDA kernel.
+    Autograd's own backward of indexing accumulates with ``index_put_``, which serializes on the CPU and sorts the
+    index on CUDA when a million weights share a handful of points; ``scatter_add_`` does neither and has a
+    deterministic CUDA kernel (`scripts/benchmark_step_time.py --learned` times the step it serves).
     """
 
     @staticmethod
