@@ -65,6 +65,33 @@ def test_gradient_accumulation_recomputes_per_forward():
     torch.testing.assert_close(lin.parametrizations.weight.original.grad, 3 * torch.ones(4, 1) * x.sum(0))
 
 
+@pytest.mark.parametrize("optimizer", ["fused", "foreach"])
+def test_no_grad_value_follows_an_optimizer_step_in_a_custom_loop(optimizer):
+    # A fused optimizer updates weights without bumping their version counters, and a custom loop never sets the
+    # quantization step: a value cached by a no-grad forward between backward and step must still not survive
+    # the step.
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+    quantize_(model, QuantConfig(bits=4, bucket_size=16))
+    opt = torch.optim.AdamW(model.parameters(), lr=0.1, **{optimizer: True})
+    x = torch.randn(4, 8)
+    model(x).pow(2).sum().backward()
+    with torch.no_grad():
+        model(x)  # e.g. a metric computed before the step
+    opt.step()
+    with torch.no_grad():
+        seen = model(x)
+        reference = x
+        for layer in model:
+            if isinstance(layer, nn.Linear):
+                quantizer = layer.parametrizations.weight[0]
+                weight = quantizer.quantize(layer.parametrizations.weight.original)
+                reference = reference @ weight.T + layer.bias
+            else:
+                reference = layer(reference)
+    torch.testing.assert_close(seen, reference)
+
+
 def test_marian_tied_embeddings_quantized_once_and_stay_tied(marian):
     quantize_(marian, QuantConfig(bits=4, bucket_size=64))
     shared = marian.model.shared

@@ -102,6 +102,7 @@ class LearnedQuantizer(Quantizer):
         """The weight's buckets in the scaled domain, with their minima and spans. A frozen weight (the paper's
         DQ trains the points only) keeps them from one step to the next; only the assignment to points moves."""
         if weight.requires_grad or not self.points.requires_grad:
+            self._scaled_key = self._scaled_value = None  # a weight that trains now may be frozen again later
             return _scaled(weight.detach(), self.bucket_size)
         key = (weight.data_ptr(), weight._version, weight.dtype)
         if self._scaled_key != key:

@@ -12,10 +12,25 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from .config import QuantConfig
 from .functions import QuantizedCodes, dequantize_codes, uniform_codes
 from .ste import straight_through
+
+
+_optimizer_steps = 0
+
+
+def _count_optimizer_step(*_args) -> None:
+    global _optimizer_steps
+    _optimizer_steps += 1
+
+
+# A fused optimizer (`torch.optim.AdamW(fused=True)`, the Trainer's default with torch 2.8 and later) writes
+# parameters without bumping their version counters, so a value cached by a no-grad forward could outlive a step
+# that changed its weight. Every `torch.optim.Optimizer` step runs this hook, and the cache key includes the count.
+register_optimizer_step_post_hook(_count_optimizer_step)
 
 
 @dataclass
@@ -95,8 +110,8 @@ class Quantizer(nn.Module):
         # Without autograd history the value depends only on the weight's content and the step; with it, it
         # must be rebuilt in every forward pass because backward frees the graph. Within one forward pass it is
         # reused, so a tied weight (embedding and output layer) is quantized once.
-        key = (weight.data_ptr(), weight._version, weight.dtype, self.state.step, self.state.forward_id if grad else -1,
-               *self._cache_token())
+        key = (weight.data_ptr(), weight._version, _optimizer_steps, weight.dtype, self.state.step,
+               self.state.forward_id if grad else -1, *self._cache_token())
         if self._cache_key == key and self._cache_value is not None:
             return self._cache_value
         value = self._with_graph(weight) if grad else self.quantize(weight)
@@ -126,6 +141,7 @@ class Quantizer(nn.Module):
         return 0
 
     def clear_cache(self) -> None:
+        """Forget the cached value: needed only after writing the weight through `.data`, which no counter sees."""
         self._cache_key, self._cache_value = None, None
 
     def __getstate__(self):
