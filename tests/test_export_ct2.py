@@ -116,6 +116,12 @@ def test_cli_and_bad_inputs(tmp_path, monkeypatch, capsys):
         export_ctranslate2(vision, str(tmp_path / "y"), tokenizer=object())
     with pytest.raises(ValueError, match="needs its tokenizer"):
         export_ctranslate2(TinyConvNet(), str(tmp_path / "z"))
+    with pytest.raises(SystemExit, match="'.*missing' does not exist"):
+        cli_main([str(tmp_path / "missing"), str(tmp_path / "m")])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit, match="empty has no config.json: it is not a saved model folder"):
+        cli_main([str(tmp_path / "empty"), str(tmp_path / "e")])
+    assert not (tmp_path / "m").exists() and not (tmp_path / "e").exists()
 
     real_import = builtins.__import__
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..utils import ensure_available
 from .ct2 import QUANTIZATIONS, export_ctranslate2
 
 
@@ -16,6 +17,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--force", action="store_true", help="replace an existing output folder")
     parser.add_argument("--vocab_map", help="vocabulary map to include (translate with use_vmap=True)")
     opts = parser.parse_args(argv)
+    ensure_available(opts.source, "model to export", "Give a folder written by save_pretrained or hfqd.save_packed.")
     try:
         out = export_ctranslate2(opts.source, opts.output_dir, opts.quantization, force=opts.force,
                                  vocab_map=opts.vocab_map)

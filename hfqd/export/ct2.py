@@ -118,6 +118,9 @@ def _load(model_or_path, tokenizer):
             raise ValueError("An in-memory model needs its tokenizer: export_ctranslate2(model, out, tokenizer=tok).")
         return model_or_path, tokenizer
     source = str(model_or_path)
+    if os.path.isdir(source) and not os.path.isfile(os.path.join(source, "config.json")):
+        raise FileNotFoundError(f"{source} has no config.json: it is not a saved model folder (write one with "
+                                "`save_pretrained` or `hfqd.save_packed`).")
     if tokenizer is None:
         tokenizer = AutoTokenizer.from_pretrained(source)
     return AutoModelForSeq2SeqLM.from_pretrained(source), tokenizer
