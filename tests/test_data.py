@@ -57,6 +57,17 @@ def test_blank_lines(parallel_dir):
         load_parallel_dir(str(parallel_dir))
 
 
+def test_all_blank_training_text_and_empty_split_are_errors(parallel_dir):
+    _write(parallel_dir, "train.de", [""] * 20)
+    with pytest.raises(ValueError, match="train.de has a blank side: nothing to train on"):
+        load_parallel_dir(str(parallel_dir))
+    raw = synthetic_translation_dataset(20, seed=0, n_eval=4)
+    tokenizer = train_bpe_tokenizer((ex[k] for ex in raw["train"]["translation"] for k in ("en", "de")), 200)
+    raw["validation"] = raw["validation"].select([])
+    with pytest.raises(ValueError, match="'validation' split is empty"):
+        tokenize_translation(raw, tokenizer, "en", "de")
+
+
 def test_load_dataset_path_with_translation_column(tmp_path):
     # The same `datasets.load_dataset` route as a Hub name, on a local JSON-lines dataset folder.
     for split in ("train", "validation", "test"):

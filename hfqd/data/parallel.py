@@ -89,6 +89,8 @@ def load_parallel_dir(
         if blank:
             if split != "train":
                 raise ValueError(f"{split!r} has {len(blank)} blank lines (first at line {blank[0]}) in {data_dir}.")
+            if len(blank) == len(src):
+                raise ValueError(f"Every pair of {src_path} and {tgt_path} has a blank side: nothing to train on.")
             logger.warning(f"Dropping {len(blank)} blank training pairs (first at line {blank[0]}).")
             keep = set(range(len(src))) - {i - 1 for i in blank}
             src = [s for i, s in enumerate(src) if i in keep]
@@ -205,6 +207,8 @@ def tokenize_translation(
                 "source_truncated": source_cut, "target_truncated": target_cut}
 
     for split, ds in raw.items():
+        if len(ds) == 0:
+            raise ValueError(f"The {split!r} split is empty: there is nothing to tokenize.")
         encoded = ds.map(encode, batched=True, remove_columns=ds.column_names, num_proc=num_proc,
                          desc=f"Tokenizing {split}")
         report = TruncationReport(split, total=len(encoded))
