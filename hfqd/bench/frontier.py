@@ -14,7 +14,7 @@ paper's SGD), `kdseq` (`kd` on the teacher's beam-search translations, with its 
 `qd<b>-scratch` / `qat<b>-scratch` (quantized training from the shape's start with kd's budget, against the rows
 that start from kd, which already hold what the teacher taught). Every
 row is scored on the test sets with transformers (beam 4) and after an int8 CTranslate2 export, and timed against
-the teacher with both engines interleaved.
+the teacher with both engines interleaved (:mod:`hfqd.bench.frontier_scoring`).
 """
 
 from __future__ import annotations
@@ -37,15 +37,12 @@ from transformers.trainer_utils import get_last_checkpoint
 from ..data import load_parallel_dir, tokenize_translation
 from ..distill import DistillationArguments, make_student_from_config, make_student_from_teacher
 from ..distill.checkpoint import last_complete_checkpoint
-from ..eval.deploy import ctranslate2_peak_rss_mb, folder_megabytes, interleaved_rates
-from ..eval.translation import corpus_scores, make_compute_metrics, translate, translate_ctranslate2
-from ..export import export_ctranslate2
-from ..eval.report import table
+from ..eval.translation import make_compute_metrics
 from ..hub import prepare_packed_student, push_folder, save_packed
-from ..hub.card import CardInfo, make_model_card
-from ..quant import QuantConfig, huffman_size, is_quantized, model_size, quantize_
-from ..utils import atomic_directory, atomic_write_text, command_line, git_commit, machine_description, run_header
+from ..quant import QuantConfig, is_quantized, quantize_
+from ..utils import atomic_directory, atomic_write_text, git_commit, machine_description
 from .curves import ROW_CURVE_KEY, validation_points
+from .frontier_scoring import RowScorer
 from .time_budget import (
     Deadline,
     ResumablePatience,
@@ -233,8 +230,12 @@ class Frontier:
             if limit:
                 raw[split] = raw[split].select(range(min(limit, len(raw[split]))))
         self.data = tokenize_translation(raw, self.tokenizer, "en", "de", bench.max_length, bench.max_length)
-        self.teacher_file_mb = os.path.getsize(os.path.join(bench.teacher, "model.safetensors")) / 1e6
-        self.teacher_ct2 = os.path.join(args.output_dir, "teacher", "ctranslate2-int8")
+        self.scorer = RowScorer(
+            self.teacher, bench.teacher, os.path.join(args.output_dir, "teacher", "ctranslate2-int8"),
+            self.result_path("teacher", "teacher"), self.tokenizer, self.data, bench.test_splits, bench.dataset_dir,
+            bench.eval_beams, bench.max_length, frontier.threads, frontier.timed_sentences, frontier.speed_repeats,
+            self.commit,
+        )
         self._continued: set[tuple[str, str]] = set()
         if set(frontier.continue_rows) - {"kd", "kdseq"}:
             raise ValueError(f"--continue_rows {frontier.continue_rows}: only full-precision rows (kd, kdseq) "
@@ -457,139 +458,21 @@ class Frontier:
         """A student row's results; `None` with ``--train_only`` (trained and saved, scored by a later run)."""
         if row.startswith("pm"):  # post-training quantization of kd: nothing to train
             model = quantize_(self.kd_model(shape).model, self._quant_config(_bits(row)))
-            return self.score(model, shape.name, row, Trained(model, 0.0, None, 0.0, None), "kd")
+            record = Trained(model, 0.0, None, 0.0, None).record()
+            return self.scorer.score(model, self._folder(shape.name, row), shape.name, row, record, "kd")
         trained = self.trained(shape, row)
         if self.f.train_only:
             return None
         start_from = "kd" if _starts_from_kd(row) else "teacher layers" if shape.copy else "scratch"
-        return self.score(trained.model, shape.name, row, trained, start_from)
+        return self.scorer.score(trained.model, self._folder(shape.name, row), shape.name, row, trained.record(),
+                                 start_from)
 
     def _quant_config(self, bits: int) -> QuantConfig:
         return dataclasses.replace(self.args.quant_config() or QuantConfig(bits=bits), bits=bits, method="uniform")
 
     def teacher_row(self) -> dict:
-        return self.score(self.teacher, "teacher", "teacher", None, "given", file_mb=self.teacher_file_mb)
-
-    # ---- scoring ----
-
-    def score(self, model, shape: str, row: str, trained: "Trained | None", start_from: str, file_mb=None) -> dict:
-        folder = self._folder(shape, row)
-        size = model_size(model)
-        if is_quantized(model):
-            save_packed(model, folder, tokenizer=self.tokenizer)
-            file_mb = os.path.getsize(os.path.join(folder, "model.safetensors")) / 1e6
-            huffman = huffman_size(model).megabytes
-            model = AutoModelForSeq2SeqLM.from_pretrained(folder).eval()  # scored as a user loads it
-        else:
-            huffman = None
-            if file_mb is None:
-                model.save_pretrained(folder)
-                self.tokenizer.save_pretrained(folder)
-                file_mb = os.path.getsize(os.path.join(folder, "model.safetensors")) / 1e6
-        ct2 = self.teacher_ct2 if row == "teacher" else os.path.join(folder, "ctranslate2-int8")
-        export_ctranslate2(model, ct2, "int8", tokenizer=self.tokenizer, force=True)
-        metrics = self._quality(model, ct2)
-        metrics.update(self._speed(model, ct2))
-        metrics["ct2_folder_mb"] = folder_megabytes(ct2)
-        sources = self.data.sources[self.bench.test_splits[0]][: self.f.timed_sentences]
-        probe = ctranslate2_peak_rss_mb(ct2, sources, max_length=self.bench.max_length)
-        metrics.update({f"ct2_{k}": v for k, v in probe.items()})
-        result = {
-            "shape": shape, "row": row, "start": start_from, "params": size.params,
-            "bits": size.code_bits_per_weight, "file_mb": file_mb, "huffman_mb": huffman,
-            "vs_teacher_file": self.teacher_file_mb / file_mb, **(trained.record() if trained else Trained.NOT_TRAINED),
-            "metrics": metrics,
-            **run_header(command_line("scripts/benchmark_translation.py"), self.commit),
-        }
-        if huffman is not None:
-            self._card(folder, result, size)
-        return result
-
-    def _card(self, folder: str, result: dict, size) -> None:
-        """A model card beside a quantized row's packed weights: data, command and metrics, next to the teacher."""
-        config = json.loads(Path(folder, "config.json").read_text())["quantization_config"]
-        teacher = json.loads(Path(self.result_path("teacher", "teacher")).read_text())["metrics"]
-        keys = ("bleu_test2016_beam4", "bleu_test2017_beam4", "ct2_int8_bleu_test2016_beam4",
-                "speed_ct2_vs_teacher_ct2")
-        rows = [("teacher", *(f"{teacher[k]:.2f}" for k in keys)),
-                (f"{result['shape']} {result['row']}", *(f"{result['metrics'][k]:.2f}" for k in keys))]
-        results = table(["model", "BLEU test2016", "BLEU test2017", "CT2 int8 BLEU test2016", "CT2 speed vs teacher"],
-                        rows)
-        method = re.match(r"[a-z]+", result["row"]).group(0)  # qd, pm, qat, dq
-        card = make_model_card(CardInfo(
-            repo_id=f"{result['shape']}-{result['row']}", base_model=self.bench.teacher,
-            datasets=[self.bench.dataset_dir], bits=result["bits"], bucket_size=config["bucket_size"],
-            method=method, results_markdown=f"Beam 4, sacreBLEU.\n\n{results}{_training_note(result)}",
-            file_bytes=os.path.getsize(os.path.join(folder, "model.safetensors")), theoretical_bytes=size.bits / 8,
-            fp32_bytes=size.fp32_bits // 8, command=result["command"], language=["en", "de"],
-            ctranslate2_folder="ctranslate2-int8",
-        ))
-        card.save(os.path.join(folder, "README.md"))
-
-    def _quality(self, model, ct2: str) -> dict:
-        import ctranslate2
-
-        metrics = {}
-        with torch_threads(self.f.threads):
-            translator = ctranslate2.Translator(ct2, intra_threads=self.f.threads)
-            for split in self.bench.test_splits:
-                sources, refs = self.data.sources[split], self.data.references[split]
-                beams, length = self.bench.eval_beams, self.bench.max_length
-                hyps = translate(model, self.tokenizer, sources, 32, beams, length, length)
-                for name, value in corpus_scores(hyps, refs).items():
-                    metrics[f"{name}_{split}_beam{beams}"] = value
-                hyps = translate_ctranslate2(translator, self.tokenizer, sources, 32, beams, length, length)
-                for name, value in corpus_scores(hyps, refs).items():
-                    metrics[f"ct2_int8_{name}_{split}_beam{beams}"] = value
-        return metrics
-
-    def _speed(self, model, ct2: str) -> dict:
-        """Greedy sentences per CPU-second of this model and the teacher, both engines at batch 32 and CTranslate2
-        at batch 1 too, interleaved (wall-clock rates beside them; see :mod:`hfqd.eval.deploy`)."""
-        import ctranslate2
-
-        sources = self.data.sources[self.bench.test_splits[0]][: self.f.timed_sentences]
-        length = self.bench.max_length
-        if not os.path.isfile(os.path.join(self.teacher_ct2, "model.bin")):  # its row was measured by another run
-            export_ctranslate2(self.teacher, self.teacher_ct2, "int8", tokenizer=self.tokenizer, force=True)
-
-        def hf(m):
-            return lambda: len(translate(m, self.tokenizer, sources, 32, 1, length, length))
-
-        def fast(t, batch):
-            return lambda: len(translate_ctranslate2(t, self.tokenizer, sources, batch, 1, length, length))
-
-        with torch_threads(self.f.threads):
-            teacher_ct2 = ctranslate2.Translator(self.teacher_ct2, intra_threads=self.f.threads)
-            ct2_model = ctranslate2.Translator(ct2, intra_threads=self.f.threads)
-            rates = interleaved_rates({"teacher_hf": hf(self.teacher), "hf": hf(model),
-                                       "teacher_ct2": fast(teacher_ct2, 32), "ct2": fast(ct2_model, 32),
-                                       "teacher_ct2_b1": fast(teacher_ct2, 1), "ct2_b1": fast(ct2_model, 1)},
-                                      self.f.speed_repeats)
-        cpu = {name: r["cpu"] for name, r in rates.items()}
-        return {
-            "sent_per_cpu_s_hf_b32": cpu["hf"], "sent_per_cpu_s_ct2_int8_b32": cpu["ct2"],
-            "sent_per_cpu_s_ct2_int8_b1": cpu["ct2_b1"],
-            "sent_per_s_wall_hf_b32": rates["hf"]["wall"], "sent_per_s_wall_ct2_int8_b32": rates["ct2"]["wall"],
-            "sent_per_s_wall_ct2_int8_b1": rates["ct2_b1"]["wall"],
-            "speed_hf_vs_teacher_hf": cpu["hf"] / cpu["teacher_hf"],
-            "speed_ct2_vs_teacher_ct2": cpu["ct2"] / cpu["teacher_ct2"],
-            "speed_ct2_b1_vs_teacher_ct2_b1": cpu["ct2_b1"] / cpu["teacher_ct2_b1"],
-            "speed_ct2_vs_teacher_hf": cpu["ct2"] / cpu["teacher_hf"],
-            "speed_ct2_vs_teacher_ct2_wall": rates["ct2"]["wall"] / rates["teacher_ct2"]["wall"],
-            "threads": self.f.threads,
-        }
-
-
-def _training_note(result: dict) -> str:
-    """Where and how long a row trained, for its model card."""
-    if not result.get("trained_on"):
-        return ""
-    epochs = result["train_epochs"]
-    return (f"\n\nTrained on {result['trained_on']}: {epochs:g} epoch{'' if epochs == 1 else 's'} in "
-            f"{result['train_seconds']:.0f} s, starting from {result['start']}; best validation BLEU (greedy) "
-            f"{result['best_validation_bleu_greedy']:.2f}.")
-
+        return self.scorer.score(self.teacher, self._folder("teacher", "teacher"), "teacher", "teacher",
+                                 Trained.NOT_TRAINED, "given")
 
 def _trainer_with(model, teacher, tokenizer, data, args, *callbacks):
     from transformers import DataCollatorForSeq2Seq
