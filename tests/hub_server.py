@@ -1,7 +1,7 @@
 """A local HTTP server that stands in for the Hugging Face Hub in push tests.
 
-It answers the calls an upload makes without xet storage (`create_repo`, the model card's YAML check, the
-`preupload` check and the NDJSON `commit`), keeps every committed file, and can be told to answer with an HTTP
+It answers the calls an upload makes without xet storage (`create_repo`, `create_branch`, the model card's YAML
+check, the `preupload` check and the NDJSON `commit`), keeps every committed file, and can be told to answer with an HTTP
 error instead.
 """
 
@@ -11,13 +11,17 @@ import base64
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote
 
 
 class FakeHub:
-    """Records commits: ``files[repo_id][path] = bytes``; ``status`` other than 200 makes every call fail."""
+    """Records commits: ``files[repo_id][path] = bytes`` and ``commits`` as (repo_id, branch); ``status`` other than
+    200 makes every call fail. As on the Hub, a commit to a branch that was never created is refused (404)."""
 
     def __init__(self):
         self.files: dict[str, dict[str, bytes]] = {}
+        self.branches: dict[str, set[str]] = {}
+        self.commits: list[tuple[str, str]] = []
         self.requests: list[tuple[str, str]] = []
         self.status = 200
         hub = self
@@ -42,8 +46,15 @@ class FakeHub:
                     files = [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
                              for f in json.loads(body)["files"]]
                     return self._reply(200, {"files": files})
+                if "/branch/" in path:
+                    repo, branch = unquote(path.split("/api/models/")[1]).split("/branch/")
+                    hub.branches.setdefault(repo, {"main"}).add(branch)
+                    return self._reply(200, {})
                 if "/commit/" in path:
-                    repo = path.split("/api/models/")[1].split("/commit/")[0]
+                    repo, branch = unquote(path.split("/api/models/")[1]).split("/commit/")
+                    if branch not in hub.branches.get(repo, {"main"}):
+                        return self._reply(404, {"error": f"Invalid rev id: {branch}"})
+                    hub.commits.append((repo, branch))
                     stored = hub.files.setdefault(repo, {})
                     for line in body.splitlines():
                         item = json.loads(line)

@@ -120,6 +120,12 @@ def test_trainer_pushes_the_packed_model_never_the_shadows(corpus, tmp_path, fak
     assert any(name.endswith("_qscale") for name in safetensors.torch.load(fake_hub.files["me/tiny"]["model.safetensors"]))
 
 
+def test_push_to_a_new_branch_creates_it_first(tmp_path, fake_hub):
+    (tmp_path / "model.safetensors").write_bytes(b"x")
+    push_folder(str(tmp_path), "me/x", token="hf_test", revision="4bit-v2")
+    assert fake_hub.commits == [("me/x", "4bit-v2")] and fake_hub.files["me/x"]["model.safetensors"] == b"x"
+
+
 @pytest.mark.parametrize("status", [401, 500, "refused"])
 def test_push_failures_are_one_push_error_naming_the_folder(tmp_path, fake_hub, monkeypatch, status):
     (tmp_path / "model.safetensors").write_bytes(b"x")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-
 import os
 
 from huggingface_hub import HfApi, get_token
@@ -40,7 +39,8 @@ def push_folder(
     revision: str | None = None,
     dry_run: bool = False,
 ) -> str:
-    """Create ``repo_id`` if needed and upload ``folder`` in one commit; returns the commit URL.
+    """Create ``repo_id`` (and the branch ``revision``) if needed and upload ``folder`` in one commit; returns the
+    commit URL.
 
     With ``dry_run``, nothing is sent: the return value lists the repository and every file that would be uploaded.
 
@@ -57,6 +57,8 @@ def push_folder(
         if not (token or api.token or get_token()):
             raise LocalTokenNotFoundError("no token")
         api.create_repo(repo_id, private=private, exist_ok=True, token=token)
+        if revision is not None and not revision.startswith("refs/pr/"):  # the Hub refuses commits to a new branch
+            api.create_branch(repo_id, branch=revision, exist_ok=True, token=token)
         info = api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message=commit_message, token=token,
                                  revision=revision)
     except LocalTokenNotFoundError as err:
