@@ -43,7 +43,7 @@ def test_default_job_runs_offline_on_opus_mt_and_wmt16_stand_ins(tmp_path, capsy
         "--sequence_cache_dir", str(tmp_path / "seqkd"), "--teacher_cache_dir", str(tmp_path / "teacher_cache"),
         "--max_steps", "3", "--per_device_train_batch_size", "8", "--eval_max_new_tokens", "12", "--report_to",
         "none", "--output_dir", str(tmp_path / "run"), "--push_to_hub", "--hub_model_id", "me/opus-mt-en-de-4bit",
-        "--hub_dry_run", "--test_dir", str(tmp_path / "newstest"), "--test_split", "newstest2016-ende",
+        "--hub_revision", "4bit-v1", "--hub_dry_run", "--test_dir", str(tmp_path / "newstest"), "--test_split", "newstest2016-ende",
         *(["--export_ctranslate2", "int8"] if deploy else []),
     ]
     rows = _recipe().main(*_parse(_recipe(), argv))
@@ -53,7 +53,8 @@ def test_default_job_runs_offline_on_opus_mt_and_wmt16_stand_ins(tmp_path, capsy
     assert student.config.pad_token_id == student.config.vocab_size - 1  # OPUS-MT's vocabulary layout kept
     out = capsys.readouterr().out
     assert "newstest2016-ende (12 sentences)" in out and "nrefs:1|case:mixed" in out  # the sacreBLEU signature
-    assert "dry run: would upload" in out and "me/opus-mt-en-de-4bit" in out and "model.safetensors" in out
+    assert "dry run: would upload" in out and "to me/opus-mt-en-de-4bit (branch 4bit-v1):" in out
+    assert "model.safetensors" in out
     assert "hfqd_shadows" not in out
     if deploy:
         assert "ctranslate2-int8/model.bin" in out

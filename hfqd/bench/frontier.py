@@ -291,7 +291,7 @@ class Frontier:
         if not os.path.isfile(os.path.join(folder, "README.md")):
             raise FileNotFoundError(f"{folder} has no model card: only saved quantized rows can be pushed.")
         return push_folder(folder, self.args.hub_model_id, private=self.args.hub_private_repo,
-                           token=self.args.hub_token, dry_run=self.f.hub_dry_run)
+                           token=self.args.hub_token, revision=self.args.hub_revision, dry_run=self.f.hub_dry_run)
 
     def _train_args(self, shape: Shape, row: str, run: str = "", **overrides) -> DistillationArguments:
         out = os.path.join(self.args.output_dir, shape.name, run or f"{row}-run")

@@ -50,7 +50,8 @@ def push_folder(
     """
     if dry_run:
         files = planned_upload(folder)
-        return f"dry run: would upload {len(files)} files from {folder} to {repo_id}:\n" + "\n".join(
+        target = repo_id if revision is None else f"{repo_id} (branch {revision})"
+        return f"dry run: would upload {len(files)} files from {folder} to {target}:\n" + "\n".join(
             f"  {name}" for name in files)
     api = api or HfApi(token=token)
     try:

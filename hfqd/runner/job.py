@@ -168,7 +168,8 @@ def push_row(rows: list[ResultRow], job: JobArguments, args: DistillationArgumen
         raise SystemExit(f"Nothing to push: --push_method {method!r} is not one of the rows {names}.")
     try:
         url = push_folder(os.path.join(args.output_dir, method), args.hub_model_id,
-                          private=args.hub_private_repo, token=args.hub_token, dry_run=job.hub_dry_run)
+                          private=args.hub_private_repo, token=args.hub_token, revision=args.hub_revision,
+                          dry_run=job.hub_dry_run)
     except PushError as err:
         raise SystemExit(str(err)) from err
     print(url if job.hub_dry_run else f"Pushed {method} to {url}")
