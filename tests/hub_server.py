@@ -1,8 +1,8 @@
 """A local HTTP server that stands in for the Hugging Face Hub in push tests.
 
 It answers the calls an upload makes without xet storage (`create_repo`, `create_branch`, the model card's YAML
-check, the `preupload` check and the NDJSON `commit`), keeps every committed file, and can be told to answer with an HTTP
-error instead.
+check, the `preupload` check and the NDJSON `commit`), keeps every committed file, and can be told to answer with
+an HTTP error instead.
 """
 
 from __future__ import annotations
