@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForSeq2SeqLM
+from transformers import AutoModelForSeq2SeqLM, PreTrainedTokenizerBase
 
 from ..data.parallel import TokenizedSplits
 from ..eval.deploy import ctranslate2_peak_rss_mb, folder_megabytes, interleaved_rates
@@ -47,7 +47,7 @@ class RowScorer:
     teacher_folder: str
     teacher_ct2: str
     teacher_result: str
-    tokenizer: object
+    tokenizer: PreTrainedTokenizerBase
     data: TokenizedSplits
     test_splits: list[str]
     dataset: str
