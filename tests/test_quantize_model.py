@@ -177,6 +177,14 @@ def test_include_exclude_and_keep_first_last(marian):
     assert is_quantized(m.model.encoder.layers[0].fc1)
 
 
+def test_module_bits_pattern_that_matches_nothing_is_an_error(marian):
+    with pytest.raises(ValueError, match=r"\['model.shraed'\] match none of the .* quantized modules"):
+        quantize_(marian, QuantConfig(bits=2, bucket_size=16, module_bits={"model.shraed": 3}))
+    assert not is_quantized(marian)
+    quantize_(marian, QuantConfig(bits=2, bucket_size=16, module_bits={"model.shared": 3}))
+    assert {e.quantizer.bits for e in quantized_parameters(marian) if e.name == "model.shared.weight"} == {3}
+
+
 def test_quantize_twice_is_an_error(marian):
     quantize_(marian, QuantConfig(bits=4))
     with pytest.raises(ValueError, match="already quantized"):

@@ -96,8 +96,8 @@ def quantize_(
             from :func:`hfqd.quant.allocate_points`; the others get `2**bits`.
 
     Raises:
-        ValueError: if ``model`` is already quantized, nothing matches the selection, or a selected weight holds
-            inf or NaN.
+        ValueError: if ``model`` is already quantized, nothing matches the selection, a `module_bits` pattern
+            matches no selected module, or a selected weight holds inf or NaN.
 
     Example usage::
 
@@ -124,6 +124,13 @@ def quantize_(
                 f"{name}.weight holds {bad} non-finite values (inf or NaN); quantizing it would turn whole buckets "
                 "into NaN. Fix or retrain the model, or leave the layer out (exclude=...)."
             )
+    unmatched = [pattern for pattern, _ in config.module_bits
+                 if not any(fnmatch.fnmatchcase(name, pattern) for name, _ in selected)]
+    if unmatched:
+        raise ValueError(
+            f"`module_bits` pattern(s) {unmatched} match none of the {len(selected)} quantized modules (e.g. "
+            f"{[name for name, _ in selected[:3]]}); a typo would silently leave those weights at {config.bits} bits."
+        )
     state = QuantState()
     names: dict[int, list[str]] = {}  # every module name of each weight (tied weights have several)
     for name, module in selected:
