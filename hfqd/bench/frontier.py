@@ -231,10 +231,12 @@ class Frontier:
                 raw[split] = raw[split].select(range(min(limit, len(raw[split]))))
         self.data = tokenize_translation(raw, self.tokenizer, "en", "de", bench.max_length, bench.max_length)
         self.scorer = RowScorer(
-            self.teacher, bench.teacher, os.path.join(args.output_dir, "teacher", "ctranslate2-int8"),
-            self.result_path("teacher", "teacher"), self.tokenizer, self.data, bench.test_splits, bench.dataset_dir,
-            bench.eval_beams, bench.max_length, frontier.threads, frontier.timed_sentences, frontier.speed_repeats,
-            self.commit,
+            teacher=self.teacher, teacher_folder=bench.teacher,
+            teacher_ct2=os.path.join(args.output_dir, "teacher", "ctranslate2-int8"),
+            teacher_result=self.result_path("teacher", "teacher"), tokenizer=self.tokenizer, data=self.data,
+            test_splits=bench.test_splits, dataset=bench.dataset_dir, beams=bench.eval_beams,
+            max_length=bench.max_length, threads=frontier.threads, timed_sentences=frontier.timed_sentences,
+            speed_repeats=frontier.speed_repeats, commit=self.commit,
         )
         self._continued: set[tuple[str, str]] = set()
         if set(frontier.continue_rows) - {"kd", "kdseq"}:
