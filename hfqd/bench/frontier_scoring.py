@@ -8,6 +8,7 @@ import json
 import os
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -58,26 +59,23 @@ class RowScorer:
     speed_repeats: int
     commit: str
 
-    @property
+    @cached_property
     def teacher_file_mb(self) -> float:
-        return os.path.getsize(os.path.join(self.teacher_folder, "model.safetensors")) / 1e6
+        return _weights_mb(self.teacher_folder)
 
     def score(self, model, folder: str, shape: str, row: str, record: dict, start_from: str) -> dict:
         """The row's results; ``model`` is saved in ``folder`` (the teacher, ``row == "teacher"``, is not) and
         ``record`` says how it was trained."""
         size = model_size(model)
         huffman = None
-        if row == "teacher":
-            file_mb = self.teacher_file_mb
-        elif is_quantized(model):
+        if is_quantized(model):
             save_packed(model, folder, tokenizer=self.tokenizer)
-            file_mb = os.path.getsize(os.path.join(folder, "model.safetensors")) / 1e6
             huffman = huffman_size(model).megabytes
             model = AutoModelForSeq2SeqLM.from_pretrained(folder).eval()  # scored as a user loads it
-        else:
+        elif row != "teacher":
             model.save_pretrained(folder)
             self.tokenizer.save_pretrained(folder)
-            file_mb = os.path.getsize(os.path.join(folder, "model.safetensors")) / 1e6
+        file_mb = self.teacher_file_mb if row == "teacher" else _weights_mb(folder)
         ct2 = self.teacher_ct2 if row == "teacher" else os.path.join(folder, "ctranslate2-int8")
         export_ctranslate2(model, ct2, "int8", tokenizer=self.tokenizer, force=True)
         metrics = self._quality(model, ct2)
@@ -171,6 +169,10 @@ class RowScorer:
             "speed_ct2_vs_teacher_ct2_wall": rates["ct2"]["wall"] / rates["teacher_ct2"]["wall"],
             "threads": self.threads,
         }
+
+
+def _weights_mb(folder: str) -> float:
+    return os.path.getsize(os.path.join(folder, "model.safetensors")) / 1e6
 
 
 def _training_note(result: dict) -> str:
