@@ -65,6 +65,24 @@ def test_from_pretrained_is_bit_exact(tmp_path, config):
     assert packed_quant_config(loaded) == config  # what fine-tuning the packed student re-quantizes with
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_loading_in_half_precision(tmp_path, dtype):
+    """Every weight takes the requested dtype (norm weights once stayed float32 and the forward pass failed);
+    re-saving or fine-tuning such a model, which would re-derive the buckets in half precision, is refused."""
+    save_packed(quantize_(tiny_marian(), QuantConfig(bits=4, bucket_size=16)), str(tmp_path / "packed"))
+    full = AutoModelForSeq2SeqLM.from_pretrained(str(tmp_path / "packed")).eval()
+    half = AutoModelForSeq2SeqLM.from_pretrained(str(tmp_path / "packed"), dtype=dtype).eval()
+    assert {p.dtype for p in half.parameters()} == {dtype}
+    src, tgt = _ids()
+    with torch.no_grad():
+        want = full(input_ids=src, decoder_input_ids=tgt).logits
+        got = half(input_ids=src, decoder_input_ids=tgt).logits.float()
+    assert torch.allclose(got, want, atol=0.05, rtol=0.05)
+    with pytest.raises(ValueError, match="float32"):
+        save_packed(half, str(tmp_path / "again"))
+    assert not (tmp_path / "again").exists()
+
+
 def test_packed_file_is_small(tmp_path):
     model = quantize_(tiny_marian(d_model=64, vocab_size=512), QuantConfig(bits=2, bucket_size=256))
     save_packed(model, str(tmp_path / "packed"))

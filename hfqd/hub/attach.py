@@ -99,6 +99,19 @@ def _restore_exact_shadows(model: nn.Module, affine: dict[str, tuple[torch.Tenso
             logger.warning(f"{entry.name}: re-attached quantization differs from the loaded weights by up to {diff}.")
 
 
+def _require_float32(model: nn.Module) -> None:
+    """Re-attaching derives each bucket's range from the loaded weights, exact only in float32: in half precision
+    the re-saved codes and scales would differ from the file's."""
+    dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
+    if dtypes - {torch.float32}:
+        found = ", ".join(sorted(str(d).removeprefix("torch.") for d in dtypes))
+        raise ValueError(
+            f"This packed model was loaded in {found}: that serves translation, but fine-tuning it or saving it "
+            "packed again needs the float32 weights it dequantizes to. Load it without `dtype` (or with "
+            "`dtype=torch.float32`) for that."
+        )
+
+
 def prepare_packed_student(model: nn.Module, override: QuantConfig | None = None) -> bool:
     """Re-attach hfqd quantizers to a model loaded from a packed checkpoint; returns whether it was packed.
 
@@ -111,6 +124,7 @@ def prepare_packed_student(model: nn.Module, override: QuantConfig | None = None
     saved = packed_quant_config(model)
     if saved is None or is_quantized(model):
         return False
+    _require_float32(model)
     config = override or saved
     hf_quantizer = getattr(model, "hf_quantizer", None)
     loaded_points = getattr(hf_quantizer, "loaded_points", {}) if override is None else {}

@@ -124,10 +124,13 @@ class HfqdDeserialize(ConversionOps):
         minimum, scale = first("weight" + MIN_SUFFIX), first("weight" + SCALE_SUFFIX)
         quantizer = self.hf_quantizer
         config = quantizer.quantization_config
-        if full_layer_name not in config.quantized_tensors:
-            return {"weight": weight}  # not a quantized tensor (e.g. a norm's weight)
         module, _ = get_module_from_name(model, full_layer_name)
         target = module.weight
+        # transformers leaves the dtype of tensors passing through a quantizer's load op to that op: cast each to
+        # the model's (e.g. `dtype=torch.bfloat16`), or a norm's weight would stay float32 beside bfloat16 inputs.
+        dtype = target.dtype if target.dtype.is_floating_point else torch.float32
+        if full_layer_name not in config.quantized_tensors:
+            return {"weight": weight.to(dtype) if weight.is_floating_point() else weight}  # e.g. a norm's weight
         points = first("weight" + POINTS_SUFFIX)
         # The entries were validated before loading (`_check_file`); an error here is recorded and raised again.
         try:
@@ -141,7 +144,7 @@ class HfqdDeserialize(ConversionOps):
         quantizer.loaded_affine[full_layer_name] = (minimum.detach().clone().float(), scale.detach().clone().float())
         if points is not None:
             quantizer.loaded_points[full_layer_name] = points.detach().clone().float()
-        return {"weight": value.to(target.dtype if target.dtype.is_floating_point else torch.float32)}
+        return {"weight": value.to(dtype)}
 
 
 @register_quantizer(QUANT_METHOD)
