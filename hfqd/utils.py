@@ -15,6 +15,8 @@ from urllib.parse import urlparse
 
 from huggingface_hub import constants, try_to_load_from_cache
 
+STAGING_PREFIX = ".hfqd-staging-"  # the temporary folder of `replace_files`, inside the folder it replaces files in
+
 
 def hub_reachable(timeout: float = 3.0) -> bool:
     """Whether the Hub endpoint accepts a TCP connection (fast check, instead of waiting for HTTP retries)."""
@@ -166,7 +168,7 @@ def replace_files(final: str, remove: tuple[str, ...] = (), last: tuple[str, ...
     final = os.path.abspath(final)
     _check_folder_target(final)
     os.makedirs(final, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=final, prefix=".hfqd-staging-")  # same file system, so renames are atomic
+    tmp = tempfile.mkdtemp(dir=final, prefix=STAGING_PREFIX)  # same file system, so renames are atomic
     try:
         yield tmp
         names = sorted(os.listdir(tmp), key=lambda name: name in last)

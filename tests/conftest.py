@@ -69,6 +69,7 @@ def convnet():
 def fake_hub(monkeypatch):
     """A local HTTP server standing in for the Hub (see hub_server.py); records what is uploaded."""
     import huggingface_hub.hf_api as hf_api
+    import transformers.utils.hub as transformers_hub
     from huggingface_hub import constants
 
     from .hub_server import FakeHub
@@ -76,6 +77,7 @@ def fake_hub(monkeypatch):
     with FakeHub() as hub:
         monkeypatch.setattr(constants, "ENDPOINT", hub.endpoint)
         monkeypatch.setattr(hf_api.api, "endpoint", hub.endpoint)  # the module-level client behind create_repo()
+        monkeypatch.setattr(transformers_hub, "_hf_api", None)  # transformers keeps one client, with the endpoint it saw
         monkeypatch.setattr(hf_api, "is_xet_available", lambda: False)  # plain commits, no xet storage
         monkeypatch.setenv("HF_TOKEN", "hf_test")
         yield hub

@@ -11,6 +11,7 @@ from transformers import AutoModelForSeq2SeqLM, DataCollatorForSeq2Seq
 from hfqd import DistillationArguments, QuantizedDistillationTrainer
 from hfqd.distill import distillation_loss
 from hfqd.hub import PushError, push_folder, save_packed
+from hfqd.hub.push import planned_upload
 from hfqd.quant import QuantConfig, quantize_, quantized_parameters, sort_points_
 
 from .conftest import tiny_marian
@@ -118,6 +119,25 @@ def test_trainer_pushes_the_packed_model_never_the_shadows(corpus, tmp_path, fak
     local = safetensors.torch.load_file(tmp_path / "out" / "model.safetensors")
     assert any(name.endswith("_qscale") for name in local)
     assert any(name.endswith("_qscale") for name in safetensors.torch.load(fake_hub.files["me/tiny"]["model.safetensors"]))
+
+
+def test_checkpoints_in_the_pushed_folder_stay_local(corpus, tmp_path, fake_hub):
+    """The trainer's output_dir holds its checkpoints (fp32 shadows, optimizer state) beside the packed model."""
+    _, tokenizer, _ = corpus
+    teacher, student = tiny_pair(len(tokenizer))
+    trainer = _trainer(corpus, tmp_path, student, teacher, max_steps=2, push_to_hub=True, hub_model_id="me/tiny",
+                       hub_token="hf_test", save_strategy="steps", save_steps=1)
+    trainer.train()
+    trainer.save_model()
+    out = tmp_path / "out"
+    (out / ".hfqd-staging-left-by-a-crash").mkdir()
+    (out / ".hfqd-staging-left-by-a-crash" / "model.safetensors").write_bytes(b"half written")
+    trainer.push_to_hub()
+    assert (out / "checkpoint-2" / "optimizer.pt").is_file()
+    uploaded = set(fake_hub.files["me/tiny"])
+    assert "model.safetensors" in uploaded and not any(
+        name.startswith(("checkpoint-", ".hfqd-staging")) for name in uploaded), sorted(uploaded)
+    assert set(planned_upload(str(out))) == uploaded  # the dry run lists exactly what is sent
 
 
 def test_push_to_a_new_branch_creates_it_first(tmp_path, fake_hub):

@@ -9,12 +9,20 @@ from huggingface_hub import HfApi, get_token
 from huggingface_hub.hf_api import DEFAULT_IGNORE_PATTERNS
 from huggingface_hub.utils import filter_repo_objects
 from huggingface_hub.errors import HfHubHTTPError, LocalTokenNotFoundError, OfflineModeIsEnabled
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+from ..utils import STAGING_PREFIX
 
 logger = logging.getLogger(__name__)
 
 # HfHubHTTPError covers the Hub's answers (401, 404, 500...); refused connections and timeouts come as the base
 # error of huggingface_hub's HTTP client (httpx, or the fork it ships with), which HfHubHTTPError derives from.
 HUB_ERRORS = (OfflineModeIsEnabled, HfHubHTTPError, OSError, *HfHubHTTPError.__bases__)
+
+
+# A trainer's output_dir is also the packed model's folder: its training checkpoints (full-precision shadows,
+# optimizer state) stay local, as transformers' own push leaves them, and so does an interrupted save's staging folder.
+IGNORE_PATTERNS = [*DEFAULT_IGNORE_PATTERNS, f"{PREFIX_CHECKPOINT_DIR}-*", f"{STAGING_PREFIX}*"]
 
 
 class PushError(RuntimeError):
@@ -26,7 +34,7 @@ def planned_upload(folder: str) -> list[str]:
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"Nothing to push: {folder} is not a folder.")
     paths = sorted(os.path.relpath(os.path.join(d, f), folder) for d, _, files in os.walk(folder) for f in files)
-    return list(filter_repo_objects(paths, ignore_patterns=DEFAULT_IGNORE_PATTERNS))
+    return list(filter_repo_objects(paths, ignore_patterns=IGNORE_PATTERNS))
 
 
 def push_folder(
@@ -40,7 +48,7 @@ def push_folder(
     dry_run: bool = False,
 ) -> str:
     """Create ``repo_id`` (and the branch ``revision``) if needed and upload ``folder`` in one commit; returns the
-    commit URL.
+    commit URL. Training checkpoints (`checkpoint-*`) in ``folder`` are not uploaded.
 
     With ``dry_run``, nothing is sent: the return value lists the repository and every file that would be uploaded.
 
@@ -61,7 +69,7 @@ def push_folder(
         if revision is not None and not revision.startswith("refs/pr/"):  # the Hub refuses commits to a new branch
             api.create_branch(repo_id, branch=revision, exist_ok=True, token=token)
         info = api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message=commit_message, token=token,
-                                 revision=revision)
+                                 revision=revision, ignore_patterns=IGNORE_PATTERNS)
     except LocalTokenNotFoundError as err:
         raise PushError(
             f"No Hugging Face token found, so {repo_id} was not pushed. Run `hf auth login` (or set HF_TOKEN) and "
