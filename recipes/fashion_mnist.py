@@ -119,8 +119,7 @@ def main(model_args: ModelArguments, data_args: DataArguments, recipe: RecipeArg
     if trained_here:
         teacher = make_resnet(data_args.num_labels, data_args.channels, model_args.teacher_embedding_size,
                               tuple(model_args.teacher_hidden_sizes), tuple(model_args.teacher_depths), args.seed)
-        teacher, teacher_seconds = train_teacher(teacher, task, args, recipe.teacher_epochs,
-                                                 recipe.teacher_learning_rate)
+        teacher, teacher_seconds = train_teacher(teacher, task, args, recipe)
     else:
         ensure_available(model_args.teacher, "teacher model", OFFLINE_HINT)
         teacher = AutoModelForImageClassification.from_pretrained(model_args.teacher).eval()

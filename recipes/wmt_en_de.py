@@ -176,8 +176,7 @@ def main(model_args: ModelArguments, data_args: DataArguments, recipe: RecipeArg
     )
     teacher_seconds = None
     if model_args.teacher == "train":
-        teacher, teacher_seconds = train_teacher(teacher, task, args, recipe.teacher_epochs,
-                                                 recipe.teacher_learning_rate)
+        teacher, teacher_seconds = train_teacher(teacher, task, args, recipe)
     truncated = {k: dataclasses.asdict(v) for k, v in data.truncation.items() if v.sources or v.targets}
     header = run_header(command_line("recipes/wmt_en_de.py"), commit, **{
         "test set": f"{data_args.test_split} ({len(test_refs)} sentences), beams={recipe.eval_num_beams}",

@@ -204,3 +204,55 @@ def test_finetune_a_packed_student_on_a_new_domain(tmp_path):
     from transformers import AutoModelForSeq2SeqLM
 
     assert AutoModelForSeq2SeqLM.from_pretrained(str(tmp_path / "ft" / "finetune")).config.quantization_config.bits == 4
+
+
+@pytest.mark.slow
+def test_an_interrupted_job_resumes_where_it_stopped(tmp_path, monkeypatch):
+    """`--resume` loads the teacher and the rows saved before a crash and continues the row that was training from
+    its last complete checkpoint: the results are those of the uninterrupted job, bit for bit."""
+    import safetensors.torch
+    import torch
+
+    from hfqd import QuantizedDistillationTrainer
+
+    recipe = _recipe()
+
+    def argv(folder, *extra):
+        return ["--preset", "demo", "--output_dir", str(tmp_path / folder), "--synthetic_pairs", "200",
+                "--teacher_epochs", "1", "--teacher_d_model", "32", "--teacher_ffn_dim", "64", "--teacher_layers", "1",
+                "--student_d_model", "16", "--student_ffn_dim", "32", "--methods", "kd", "qd4",
+                "--num_train_epochs", "2", "--save_strategy", "steps", "--save_steps", "3",
+                "--eval_max_new_tokens", "8", *extra]
+
+    straight = recipe.main(*_parse(recipe, argv("straight")))
+    real_step = QuantizedDistillationTrainer.training_step
+
+    def crash_in_qd4(self, *args, **kwargs):
+        if self.args.output_dir.endswith("qd4") and self.state.global_step == 5:
+            raise KeyboardInterrupt  # the machine goes away during the last row, after its checkpoint-3
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(QuantizedDistillationTrainer, "training_step", crash_in_qd4)
+    with pytest.raises(KeyboardInterrupt):
+        recipe.main(*_parse(recipe, argv("job")))
+    monkeypatch.undo()
+    job = tmp_path / "job"
+    kd_weights = (job / "kd" / "model.safetensors").read_bytes()
+    started, real_train = [], QuantizedDistillationTrainer.train
+
+    def recorded_train(self, *args, **kwargs):
+        started.append((Path(self.args.output_dir).name, kwargs.get("resume_from_checkpoint")))
+        return real_train(self, *args, **kwargs)
+
+    monkeypatch.setattr(QuantizedDistillationTrainer, "train", recorded_train)
+    resumed = recipe.main(*_parse(recipe, argv("job", "--resume")))
+    assert started == [("qd4", str(job / "qd4" / "checkpoint-3"))]  # the teacher and kd were loaded, not trained
+    assert (job / "kd" / "model.safetensors").read_bytes() == kd_weights
+    assert [(r.method, r.metrics) for r in resumed] == [(r.method, r.metrics) for r in straight]
+    assert [r.train_seconds is not None for r in resumed] == [True, True, True]
+    saved, want = (safetensors.torch.load_file(folder / "qd4" / "model.safetensors")
+                   for folder in (job, tmp_path / "straight"))
+    assert saved.keys() == want.keys() and all(torch.equal(saved[k], want[k]) for k in want)
+    # A saved row is never reused under other settings.
+    with pytest.raises(ValueError, match="learning_rate"):
+        recipe.main(*_parse(recipe, argv("job", "--resume", "--learning_rate", "0.001")))

@@ -1,5 +1,5 @@
-"""Training within a fixed slot of machine time: a clock and an early-stopping patience that survive resumption, a
-deadline that ends training at an evaluation, a learning-rate schedule that a later slot continues, and a thread
+"""Training within a fixed slot of machine time: an early-stopping patience that survives resumption (with the
+clock of `hfqd.distill.checkpoint`), a deadline that ends training at an evaluation, a learning-rate schedule that a later slot continues, and a thread
 count that scoring borrows and gives back.
 
 The frontier's budgets are wall-clock slots (a CPU session, a GPU lease), not epoch counts: each row trains until
@@ -11,15 +11,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import torch
 from transformers import EarlyStoppingCallback, TrainerCallback, TrainerState
 
-from ..utils import atomic_write_text
+from ..distill.checkpoint import TrainingClock
 
 logger = logging.getLogger(__name__)
 
@@ -36,35 +33,6 @@ def torch_threads(n: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
-
-
-class TrainingClock(TrainerCallback):
-    """Wall-clock training seconds, written into every checkpoint so that a resumed row reports its whole time.
-
-    It starts with training, so that the teacher's one-off work before it (building the teacher cache or the
-    sequence-level targets, or loading them) neither counts nor eats into a row's time budget; that work is
-    measured apart (`setup_seconds`)."""
-
-    NAME = "hfqd_train_seconds.txt"
-
-    def __init__(self, resume_from: str | None):
-        path = os.path.join(resume_from, self.NAME) if resume_from else ""
-        self.before = float(Path(path).read_text()) if path and os.path.isfile(path) else 0.0
-        self.created = time.perf_counter()
-        self.start: float | None = None
-        self.setup_seconds = 0.0
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.start = time.perf_counter()
-        self.setup_seconds = self.start - self.created
-
-    def seconds(self) -> float:
-        return self.before + (time.perf_counter() - self.start if self.start is not None else 0.0)
-
-    def on_save(self, args, state, control, **kwargs):
-        folder = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
-        if state.is_world_process_zero and os.path.isdir(folder):
-            atomic_write_text(os.path.join(folder, self.NAME), repr(self.seconds()))
 
 
 def continued_inverse_sqrt(learning_rate: float, warmup_steps: int, step: int) -> tuple[float, dict]:

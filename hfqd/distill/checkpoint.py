@@ -11,13 +11,17 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
+from pathlib import Path
 
 import safetensors.torch
 import torch
 from torch import nn
+from transformers import TrainerCallback
 
 from ..quant import QuantConfig, get_quant_config, iter_shadow_names, shadow_state_dict
 from ..quant.size import stored_once
+from ..utils import atomic_write_text
 
 QUANT_CONFIG_NAME = "hfqd_quant_config.json"
 COMPLETE_MARKER = "hfqd_checkpoint_complete"  # written last: a checkpoint without it was interrupted
@@ -100,3 +104,32 @@ def last_complete_checkpoint(output_dir: str) -> str | None:
         if match and is_complete_checkpoint(os.path.join(output_dir, name)):
             steps.append((int(match[1]), name))
     return os.path.join(output_dir, max(steps)[1]) if steps else None
+
+
+class TrainingClock(TrainerCallback):
+    """Wall-clock training seconds, written into every checkpoint so that a resumed row reports its whole time.
+
+    It starts with training, so that the teacher's one-off work before it (building the teacher cache or the
+    sequence-level targets, or loading them) neither counts nor eats into a row's time budget; that work is
+    measured apart (`setup_seconds`)."""
+
+    NAME = "hfqd_train_seconds.txt"
+
+    def __init__(self, resume_from: str | None):
+        path = os.path.join(resume_from, self.NAME) if resume_from else ""
+        self.before = float(Path(path).read_text()) if path and os.path.isfile(path) else 0.0
+        self.created = time.perf_counter()
+        self.start: float | None = None
+        self.setup_seconds = 0.0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.start = time.perf_counter()
+        self.setup_seconds = self.start - self.created
+
+    def seconds(self) -> float:
+        return self.before + (time.perf_counter() - self.start if self.start is not None else 0.0)
+
+    def on_save(self, args, state, control, **kwargs):
+        folder = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
+        if state.is_world_process_zero and os.path.isdir(folder):
+            atomic_write_text(os.path.join(folder, self.NAME), repr(self.seconds()))

@@ -23,6 +23,7 @@ from ..hub.card import write_row_cards
 from ..hub.push import PushError, push_folder
 from ..quant import model_size
 from .methods import MethodSpec, order_methods, run_methods, save_model_files, train_model
+from .resume import load_saved_row, write_row_record
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,12 @@ class JobArguments:
     hub_dry_run: bool = field(
         default=False, metadata={"help": "With --push_to_hub: list what would be uploaded where, send nothing."}
     )
+    resume: bool = field(
+        default=False,
+        metadata={"help": "Continue an interrupted job in the same --output_dir with the same command: rows already "
+                          "saved are loaded instead of trained again, and the row that was training continues from "
+                          "its last complete checkpoint (save_strategy steps or epoch)."},
+    )
 
 
 @dataclass
@@ -85,14 +92,23 @@ def labels_only(args: DistillationArguments, output_dir: str, **overrides) -> Di
                                teacher_cache_dir="", push_to_hub=False, **overrides)
 
 
-def train_teacher(teacher: nn.Module, task: Task, args: DistillationArguments, epochs: float,
-                  learning_rate: float) -> tuple[nn.Module, float]:
-    """Train a teacher here (the offline demos); returns it in eval mode and the seconds it took."""
-    teacher_args = labels_only(args, os.path.join(args.output_dir, "teacher-run"), num_train_epochs=epochs,
-                               max_steps=-1, learning_rate=learning_rate)
-    teacher, seconds = train_model(teacher, None, task.processor, task.train_dataset, teacher_args,
-                                   data_collator=task.data_collator)
-    return teacher.eval(), seconds
+def teacher_training_args(args: DistillationArguments, epochs: float, learning_rate: float) -> DistillationArguments:
+    """How a teacher is trained here: on the labels, in `{output_dir}/teacher-run`."""
+    return labels_only(args, os.path.join(args.output_dir, "teacher-run"), num_train_epochs=epochs, max_steps=-1,
+                       learning_rate=learning_rate)
+
+
+def train_teacher(teacher: nn.Module, task: Task, args: DistillationArguments, job: JobArguments
+                  ) -> tuple[nn.Module, float]:
+    """Train a teacher here (the offline demos) for `job.teacher_epochs`; returns it in eval mode and the seconds it
+    took. With `job.resume`, the teacher an earlier run of the same job saved is loaded instead."""
+    teacher_args = teacher_training_args(args, job.teacher_epochs, job.teacher_learning_rate)
+    folder = os.path.join(args.output_dir, "teacher")
+    saved = load_saved_row(folder, "teacher", teacher_args) if job.resume else None
+    if saved is None:
+        saved = train_model(teacher, None, task.processor, task.train_dataset, teacher_args,
+                            data_collator=task.data_collator, resume=job.resume)
+    return saved[0].eval(), saved[1]
 
 
 def teacher_row(teacher: nn.Module, metrics: dict[str, float], train_seconds: float | None = None,
@@ -126,8 +142,12 @@ def run_job(task: Task, teacher: nn.Module | None, specs: list[MethodSpec], job:
     (the main process only). ``header`` is the results file's provenance (:func:`hfqd.utils.run_header`)."""
     rows = []
     if teacher is not None and args.should_save:
-        file_mb = save_model_files(teacher, os.path.join(args.output_dir, "teacher"), task.processor) \
-            if job.save_models else None
+        folder, file_mb = os.path.join(args.output_dir, "teacher"), None
+        if job.save_models:
+            file_mb = save_model_files(teacher, folder, task.processor)
+            if teacher_seconds is not None:  # trained here: a resumed job loads it instead of training it again
+                write_row_record(folder, "teacher", teacher_seconds,
+                                 teacher_training_args(args, job.teacher_epochs, job.teacher_learning_rate))
         rows.append(teacher_row(teacher, task.evaluate(teacher), teacher_seconds, file_mb))
     # Compression is measured against the teacher in fp32 (without a teacher, the student's own fp32 size).
     reference = teacher if teacher is not None else task.make_student()
@@ -135,7 +155,7 @@ def run_job(task: Task, teacher: nn.Module | None, specs: list[MethodSpec], job:
         specs, task.make_student, teacher, task.processor, task.train_dataset, args, task.evaluate,
         model_size(reference).fp32_bits, is_main_process=args.should_save, display_order=job.methods,
         save_dir=args.output_dir if job.save_models else None, data_collator=task.data_collator,
-        dq_teacher=job.dq_teacher,
+        dq_teacher=job.dq_teacher, resume=job.resume,
     )
     if args.should_save:
         print("\n" + write_results(os.path.join(args.output_dir, "results"), rows, task.metric_names, header))

@@ -21,7 +21,6 @@ import dataclasses
 import logging
 import os
 import re
-import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -29,10 +28,12 @@ from torch import nn
 from transformers import DataCollatorForSeq2Seq, default_data_collator
 
 from ..distill import DistillationArguments, QuantizedDistillationTrainer
+from ..distill.checkpoint import TrainingClock, last_complete_checkpoint
 from ..eval.report import ResultRow
 from ..hub import save_packed
 from ..hub.attach import prepare_packed_student
 from ..quant import QuantConfig, huffman_size, is_quantized, model_size, quantize_
+from .resume import load_saved_row, write_row_record
 
 logger = logging.getLogger(__name__)
 
@@ -115,18 +116,25 @@ def train_model(
     eval_dataset=None,
     data_collator=None,
     trainer_class: type[QuantizedDistillationTrainer] = QuantizedDistillationTrainer,
+    resume: bool = False,
 ) -> tuple[nn.Module, float]:
     """Train ``model`` with :class:`QuantizedDistillationTrainer` (or a subclass); returns the model and the
     wall-clock seconds.
 
     ``tokenizer`` is the processing class (a tokenizer, or an image processor for classifiers); the collator
-    defaults to `DataCollatorForSeq2Seq` for encoder-decoder models and the default collator otherwise.
+    defaults to `DataCollatorForSeq2Seq` for encoder-decoder models and the default collator otherwise. With
+    ``resume``, training continues from the last complete checkpoint in `args.output_dir`, if there is one, and
+    the seconds include those spent before it.
     """
     if data_collator is None:
         if getattr(getattr(model, "config", None), "is_encoder_decoder", False):
             data_collator = DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100)
         else:
             data_collator = default_data_collator
+    checkpoint = last_complete_checkpoint(args.output_dir) if resume else None
+    if checkpoint is None and last_complete_checkpoint(args.output_dir) is not None:
+        logger.warning(f"{args.output_dir} holds checkpoints of an earlier run; --resume would continue from them.")
+    clock = TrainingClock(checkpoint)
     trainer = trainer_class(
         model=model,
         teacher_model=teacher if (args.uses_teacher or args.uses_teacher_targets) else None,
@@ -135,11 +143,12 @@ def train_model(
         eval_dataset=eval_dataset,
         data_collator=data_collator,
         processing_class=tokenizer,
+        callbacks=[clock],
     )
-    start = time.perf_counter()
-    trainer.train()
-    seconds = time.perf_counter() - start
-    return trainer.model, seconds
+    if checkpoint is not None:
+        logger.info(f"--resume: {os.path.basename(args.output_dir)} continues from {checkpoint}.")
+    trainer.train(resume_from_checkpoint=checkpoint)
+    return trainer.model, clock.seconds() + clock.setup_seconds
 
 
 def save_model_files(model: nn.Module, output_dir: str, processor=None, save_shadows: bool = False) -> float:
@@ -154,21 +163,9 @@ def save_model_files(model: nn.Module, output_dir: str, processor=None, save_sha
     return os.path.getsize(os.path.join(output_dir, "model.safetensors")) / 1e6
 
 
-def _row_model(spec: MethodSpec, make_student, teacher, tokenizer, train_dataset, base_args: DistillationArguments,
-               trained: dict[str, nn.Module], data_collator, dq_teacher: str) -> tuple[nn.Module, float | None]:
-    """One row's model and its training seconds (`None` when it was not trained); trained models are kept in
-    ``trained`` for the rows that start from them."""
-    if spec.evaluate_only:
-        model = make_student()
-        prepare_packed_student(model)  # a packed student is counted at its stored bit widths
-        return model, None
-    if spec.post_training:
-        # The same selection and rounding as the trained rows, so PM and QD differ only in training.
-        model = copy.deepcopy(trained["kd"])
-        quantize_(model, dataclasses.replace(base_args.quant_config() or QuantConfig(bits=spec.bits),
-                                             bits=spec.bits, method="uniform"))
-        return model, None
-    args = dataclasses.replace(
+def _row_args(spec: MethodSpec, base_args: DistillationArguments) -> DistillationArguments:
+    """The training arguments of a trained row, in its own folder under `output_dir`."""
+    return dataclasses.replace(
         base_args,
         output_dir=os.path.join(base_args.output_dir, spec.name),
         bits=spec.bits,
@@ -179,6 +176,29 @@ def _row_model(spec: MethodSpec, make_student, teacher, tokenizer, train_dataset
         allocate_bits=spec.from_kd,
         push_to_hub=False,  # the recipe pushes the chosen packed model itself, once, at the end
     )
+
+
+def _row_model(spec: MethodSpec, make_student, teacher, tokenizer, train_dataset, base_args: DistillationArguments,
+               trained: dict[str, nn.Module], data_collator, dq_teacher: str, resume: bool = False,
+               save_dir: str | None = None) -> tuple[nn.Module, float | None]:
+    """One row's model and its training seconds (`None` when it was not trained); trained models are kept in
+    ``trained`` for the rows that start from them. With ``resume``, a row saved in ``save_dir`` by the same job is
+    loaded instead of trained, and a row interrupted in training continues from its last complete checkpoint."""
+    if spec.evaluate_only:
+        model = make_student()
+        prepare_packed_student(model)  # a packed student is counted at its stored bit widths
+        return model, None
+    if spec.post_training:
+        # The same selection and rounding as the trained rows, so PM and QD differ only in training.
+        model = copy.deepcopy(trained["kd"])
+        quantize_(model, dataclasses.replace(base_args.quant_config() or QuantConfig(bits=spec.bits),
+                                             bits=spec.bits, method="uniform"))
+        return model, None
+    args = _row_args(spec, base_args)
+    saved = load_saved_row(os.path.join(save_dir, spec.name), spec.name, args) if resume and save_dir else None
+    if saved is not None:
+        trained[spec.name] = saved[0]
+        return saved
     if spec.from_kd:
         # The paper's DQ: learn the points of the trained full-precision student, with that student as its own
         # teacher.
@@ -186,7 +206,8 @@ def _row_model(spec: MethodSpec, make_student, teacher, tokenizer, train_dataset
         row_teacher = copy.deepcopy(trained["kd"]) if dq_teacher == "self" else teacher
     else:
         start, row_teacher = make_student(), teacher
-    model, seconds = train_model(start, row_teacher, tokenizer, train_dataset, args, data_collator=data_collator)
+    model, seconds = train_model(start, row_teacher, tokenizer, train_dataset, args, data_collator=data_collator,
+                                 resume=resume)
     trained[spec.name] = model
     return model, seconds
 
@@ -205,12 +226,13 @@ def run_methods(
     save_dir: str | None = None,
     data_collator=None,
     dq_teacher: str = "self",
+    resume: bool = False,
 ) -> list[ResultRow]:
     """Train and evaluate every method; returns one :class:`ResultRow` per method (main process only).
 
     With ``save_dir``, each model is saved to ``{save_dir}/{method}`` (packed when quantized) and its file size
     reported. ``dq_teacher`` is the teacher of `dq` rows: `"self"` (the full-precision `kd` student, as in the
-    paper's code) or `"teacher"`.
+    paper's code) or `"teacher"`. ``resume`` continues an interrupted run (:mod:`hfqd.runner.resume`).
     """
     if dq_teacher not in ("self", "teacher"):
         raise ValueError(f"`dq_teacher` must be 'self' or 'teacher', got {dq_teacher!r}.")
@@ -219,15 +241,18 @@ def run_methods(
     for index, spec in enumerate(specs, start=1):
         logger.info(f"=== row {index} of {len(specs)}: {spec.name} ({spec.description}) ===")
         model, seconds = _row_model(spec, make_student, teacher, tokenizer, train_dataset, base_args, trained,
-                                    data_collator, dq_teacher)
+                                    data_collator, dq_teacher, resume, save_dir)
         if is_main_process:
             size = model_size(model)
             huffman = huffman_size(model).megabytes if is_quantized(model) else None
             metrics = evaluate(model)
             file_mb = None
             if save_dir:
-                file_mb = save_model_files(model, os.path.join(save_dir, spec.name), tokenizer,
+                folder = os.path.join(save_dir, spec.name)
+                file_mb = save_model_files(model, folder, tokenizer,
                                            save_shadows=base_args.save_shadows and not spec.post_training)
+                if not (spec.post_training or spec.evaluate_only):
+                    write_row_record(folder, spec.name, seconds, _row_args(spec, base_args))
             rows.append(
                 ResultRow(
                     method=spec.name,
