@@ -83,6 +83,17 @@ def test_loading_in_half_precision(tmp_path, dtype):
     assert not (tmp_path / "again").exists()
 
 
+def test_a_student_quantized_in_bfloat16_reloads_exactly_with_dtype_auto(tmp_path):
+    model = quantize_(tiny_marian().to(torch.bfloat16), QuantConfig(bits=4, bucket_size=16)).eval()
+    save_packed(model, str(tmp_path / "packed"))
+    loaded = AutoModelForSeq2SeqLM.from_pretrained(str(tmp_path / "packed"), dtype="auto").eval()
+    assert loaded.dtype == torch.bfloat16
+    src, tgt = _ids()
+    with torch.no_grad():
+        assert torch.equal(model(input_ids=src, decoder_input_ids=tgt).logits,
+                           loaded(input_ids=src, decoder_input_ids=tgt).logits)
+
+
 def test_packed_file_is_small(tmp_path):
     model = quantize_(tiny_marian(d_model=64, vocab_size=512), QuantConfig(bits=2, bucket_size=256))
     save_packed(model, str(tmp_path / "packed"))

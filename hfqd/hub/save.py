@@ -6,7 +6,6 @@ import copy
 import os
 
 import safetensors.torch
-import torch
 from torch import nn
 
 from ..quant import is_quantized, quantized_parameters
@@ -45,7 +44,7 @@ def save_packed(model: nn.Module, output_dir: str, tokenizer=None, save_shadows:
     config = copy.deepcopy(model.config)
     config.quantization_config = quantization_config
     config.architectures = [type(model).__name__]
-    config.dtype = config.dtype or torch.float32  # what the weights dequantize to; spares loaders a look at the file
+    config.dtype = model.dtype  # what the weights dequantize to, as save_pretrained records it: dtype="auto" loads it
     with replace_files(output_dir, remove=() if save_shadows else (SHADOWS_NAME,)) as tmp:
         config.save_pretrained(tmp)
         if getattr(model, "generation_config", None) is not None and model.can_generate():
