@@ -77,7 +77,7 @@ def fake_hub(monkeypatch):
     with FakeHub() as hub:
         monkeypatch.setattr(constants, "ENDPOINT", hub.endpoint)
         monkeypatch.setattr(hf_api.api, "endpoint", hub.endpoint)  # the module-level client behind create_repo()
-        monkeypatch.setattr(transformers_hub, "_hf_api", None)  # transformers keeps one client, with the endpoint it saw
+        monkeypatch.setattr(transformers_hub, "_hf_api", None)  # transformers' one client keeps its first endpoint
         monkeypatch.setattr(hf_api, "is_xet_available", lambda: False)  # plain commits, no xet storage
         monkeypatch.setenv("HF_TOKEN", "hf_test")
         yield hub

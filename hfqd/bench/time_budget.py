@@ -1,6 +1,6 @@
-"""Training within a fixed slot of machine time: an early-stopping patience that survives resumption (with the
-clock of `hfqd.distill.checkpoint`), a deadline that ends training at an evaluation, a learning-rate schedule that a later slot continues, and a thread
-count that scoring borrows and gives back.
+"""Training within a fixed slot of machine time: an early-stopping patience that survives resumption (beside the
+clock of `hfqd.distill.checkpoint`), a deadline that ends training at an evaluation, a learning-rate schedule that a
+later slot continues, and a thread count that scoring borrows and gives back.
 
 The frontier's budgets are wall-clock slots (a CPU session, a GPU lease), not epoch counts: each row trains until
 its slot is used, keeping its best evaluation; a row whose slot ended before early stopping did can train on in the

@@ -106,7 +106,7 @@ def _require_float32(model: nn.Module) -> None:
     if dtypes - {torch.float32}:
         found = ", ".join(sorted(str(d).removeprefix("torch.") for d in dtypes))
         raise ValueError(
-            f"This packed model was loaded in {found}: that serves translation, but fine-tuning it or saving it "
+            f"This packed model was loaded in {found}: that serves inference, but fine-tuning it or saving it "
             "packed again needs the float32 weights it dequantizes to. Load it without `dtype` (or with "
             "`dtype=torch.float32`) for that."
         )
