@@ -253,6 +253,8 @@ def test_an_interrupted_job_resumes_where_it_stopped(tmp_path, monkeypatch):
     saved, want = (safetensors.torch.load_file(folder / "qd4" / "model.safetensors")
                    for folder in (job, tmp_path / "straight"))
     assert saved.keys() == want.keys() and all(torch.equal(saved[k], want[k]) for k in want)
-    # A saved row is never reused under other settings.
+    # A saved row is never reused under other settings or on other data.
     with pytest.raises(ValueError, match="learning_rate"):
         recipe.main(*_parse(recipe, argv("job", "--resume", "--learning_rate", "0.001")))
+    with pytest.raises(ValueError, match="training data"):
+        recipe.main(*_parse(recipe, argv("job", "--resume", "--synthetic_pairs", "180")))

@@ -28,7 +28,7 @@ def teacher_fingerprint(teacher: nn.Module) -> str:
         h.update(json.dumps(settings, sort_keys=True).encode())
     for name, tensor in sorted(teacher.state_dict().items()):
         h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        h.update(tensor.detach().cpu().reshape(-1).view(torch.uint8).numpy().tobytes())  # 0-d tensors too
     return h.hexdigest()[:16]
 
 

@@ -23,7 +23,7 @@ from ..hub.card import write_row_cards
 from ..hub.push import PushError, push_folder
 from ..quant import model_size
 from .methods import MethodSpec, order_methods, run_methods, save_model_files, train_model
-from .resume import load_saved_row, write_row_record
+from .resume import job_inputs, load_saved_row, write_row_record
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ def train_teacher(teacher: nn.Module, task: Task, args: DistillationArguments, j
     took. With `job.resume`, the teacher an earlier run of the same job saved is loaded instead."""
     teacher_args = teacher_training_args(args, job.teacher_epochs, job.teacher_learning_rate)
     folder = os.path.join(args.output_dir, "teacher")
-    saved = load_saved_row(folder, "teacher", teacher_args) if job.resume else None
+    saved = load_saved_row(folder, "teacher", teacher_args, job_inputs(task.train_dataset)) if job.resume else None
     if saved is None:
         saved = train_model(teacher, None, task.processor, task.train_dataset, teacher_args,
                             data_collator=task.data_collator, resume=job.resume)
@@ -147,7 +147,8 @@ def run_job(task: Task, teacher: nn.Module | None, specs: list[MethodSpec], job:
             file_mb = save_model_files(teacher, folder, task.processor)
             if teacher_seconds is not None:  # trained here: a resumed job loads it instead of training it again
                 write_row_record(folder, "teacher", teacher_seconds,
-                                 teacher_training_args(args, job.teacher_epochs, job.teacher_learning_rate))
+                                 teacher_training_args(args, job.teacher_epochs, job.teacher_learning_rate),
+                                 job_inputs(task.train_dataset))
         rows.append(teacher_row(teacher, task.evaluate(teacher), teacher_seconds, file_mb))
     # Compression is measured against the teacher in fp32 (without a teacher, the student's own fp32 size).
     reference = teacher if teacher is not None else task.make_student()

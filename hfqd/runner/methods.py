@@ -33,7 +33,7 @@ from ..eval.report import ResultRow
 from ..hub import save_packed
 from ..hub.attach import prepare_packed_student
 from ..quant import QuantConfig, huffman_size, is_quantized, model_size, quantize_
-from .resume import load_saved_row, write_row_record
+from .resume import job_inputs, load_saved_row, write_row_record
 
 logger = logging.getLogger(__name__)
 
@@ -180,7 +180,7 @@ def _row_args(spec: MethodSpec, base_args: DistillationArguments) -> Distillatio
 
 def _row_model(spec: MethodSpec, make_student, teacher, tokenizer, train_dataset, base_args: DistillationArguments,
                trained: dict[str, nn.Module], data_collator, dq_teacher: str, resume: bool = False,
-               save_dir: str | None = None) -> tuple[nn.Module, float | None]:
+               save_dir: str | None = None, inputs: dict | None = None) -> tuple[nn.Module, float | None]:
     """One row's model and its training seconds (`None` when it was not trained); trained models are kept in
     ``trained`` for the rows that start from them. With ``resume``, a row saved in ``save_dir`` by the same job is
     loaded instead of trained, and a row interrupted in training continues from its last complete checkpoint."""
@@ -195,7 +195,8 @@ def _row_model(spec: MethodSpec, make_student, teacher, tokenizer, train_dataset
                                              bits=spec.bits, method="uniform"))
         return model, None
     args = _row_args(spec, base_args)
-    saved = load_saved_row(os.path.join(save_dir, spec.name), spec.name, args) if resume and save_dir else None
+    saved = load_saved_row(os.path.join(save_dir, spec.name), spec.name, args, inputs) if resume and save_dir \
+        else None
     if saved is not None:
         trained[spec.name] = saved[0]
         return saved
@@ -238,10 +239,11 @@ def run_methods(
         raise ValueError(f"`dq_teacher` must be 'self' or 'teacher', got {dq_teacher!r}.")
     rows: list[ResultRow] = []
     trained: dict[str, nn.Module] = {}
+    inputs = job_inputs(train_dataset, teacher) if save_dir else None  # what a saved row's record must match
     for index, spec in enumerate(specs, start=1):
         logger.info(f"=== row {index} of {len(specs)}: {spec.name} ({spec.description}) ===")
         model, seconds = _row_model(spec, make_student, teacher, tokenizer, train_dataset, base_args, trained,
-                                    data_collator, dq_teacher, resume, save_dir)
+                                    data_collator, dq_teacher, resume, save_dir, inputs)
         if is_main_process:
             size = model_size(model)
             huffman = huffman_size(model).megabytes if is_quantized(model) else None
@@ -252,7 +254,7 @@ def run_methods(
                 file_mb = save_model_files(model, folder, tokenizer,
                                            save_shadows=base_args.save_shadows and not spec.post_training)
                 if not (spec.post_training or spec.evaluate_only):
-                    write_row_record(folder, spec.name, seconds, _row_args(spec, base_args))
+                    write_row_record(folder, spec.name, seconds, _row_args(spec, base_args), inputs)
             rows.append(
                 ResultRow(
                     method=spec.name,
