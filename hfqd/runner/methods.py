@@ -131,8 +131,9 @@ def train_model(
             data_collator = DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100)
         else:
             data_collator = default_data_collator
-    checkpoint = last_complete_checkpoint(args.output_dir) if resume else None
-    if checkpoint is None and last_complete_checkpoint(args.output_dir) is not None:
+    latest = last_complete_checkpoint(args.output_dir)
+    checkpoint = latest if resume else None
+    if latest is not None and not resume:
         logger.warning(f"{args.output_dir} holds checkpoints of an earlier run; --resume would continue from them.")
     clock = TrainingClock(checkpoint)
     trainer = trainer_class(
